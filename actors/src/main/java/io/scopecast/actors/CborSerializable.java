@@ -1,0 +1,1 @@
+package io.scopecast.actors; public interface CborSerializable {}

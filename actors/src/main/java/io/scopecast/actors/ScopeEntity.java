@@ -1,0 +1,268 @@
+package io.scopecast.actors;
+
+import io.scopecast.actors.history.Epochs;
+import io.scopecast.actors.history.HistoryEntry;
+import io.scopecast.actors.history.MemoryHistory;
+import io.scopecast.actors.metrics.ScopecastMetrics;
+import io.scopecast.actors.protocol.Position;
+import io.scopecast.actors.protocol.ScopeId;
+import io.scopecast.actors.protocol.ServerFrames;
+import io.scopecast.actors.settings.ScopecastSettings;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
+
+/**
+ * The single sequencer of one scope, sharded by scope id across the cluster. It gives every
+ * durable event the next offset, keeps the history, encodes the event frame once and sends it to
+ * one {@link NodeFanout} per node that has subscribers. It watches its subscribers, so a
+ * connection that stops, on any node, leaves without a message of its own.
+ *
+ * <p>It passivates itself, and only when it has no subscribers and has been idle: sharding's own
+ * idle passivation counts only messages sent through sharding and would stop a scope that still
+ * has subscribers.
+ */
+public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
+
+  public static final EntityTypeKey<Command> TYPE_KEY = EntityTypeKey.create(Command.class, "scope");
+
+  public sealed interface Command extends CborSerializable {}
+
+  /**
+   * Subscribes {@code conn} (on the node of {@code fanout}); answered through the fanout with a
+   * {@link ConnectionActor.Subscribed} carrying the current position and whether {@code since}
+   * (null: none) can be recovered from history.
+   */
+  public record Subscribe(ActorRef<ConnectionActor.Command> conn, ActorRef<NodeFanout.Command> fanout, String user,
+      Position since, long requestId) implements Command {}
+
+  public record Unsubscribe(ActorRef<ConnectionActor.Command> conn) implements Command {}
+
+  /** A durable event from the server API; {@code payload} is JSON text. */
+  public record Publish(String event, String payload, String idempotencyKey, ActorRef<Published> replyTo)
+      implements Command {}
+
+  /** The event's position; {@code duplicate} when an earlier publish with the same key is answered again. */
+  public record Published(String epoch, long offset, boolean duplicate) implements CborSerializable {}
+
+  /** Up to {@code limit} events after offset {@code after}. */
+  public record ReadHistory(long after, int limit, ActorRef<HistoryPage> replyTo) implements Command {}
+
+  /** Events of one history read; {@code offset} is the scope's last offset. */
+  public record HistoryPage(String scope, String epoch, long offset, List<HistoryEntry> events)
+      implements CborSerializable {}
+
+  /** A client event (§7) from a subscriber: sent to the scope's other connections, never stored. */
+  public record ClientPublish(ActorRef<ConnectionActor.Command> from, String user, String event, String payload)
+      implements Command {}
+
+  /** Closes every subscribed connection, on every node (POST /api/disconnect on a user's scope). */
+  public record Kick(int code, String reason, boolean reconnect, ActorRef<Kicked> replyTo) implements Command {}
+
+  public record Kicked(int connections) implements CborSerializable {}
+
+  public record GetInfo(ActorRef<Info> replyTo) implements Command {}
+
+  public record Info(String scope, String epoch, long offset, String node, int subscribers) implements CborSerializable {}
+
+  private record SubscriberStopped(ActorRef<ConnectionActor.Command> conn) implements Command {}
+
+  private enum Tick implements Command { INSTANCE }
+
+  /** What every scope entity of a node shares. */
+  public record Deps(ScopecastSettings settings, ScopecastMetrics metrics, String nodeId) {}
+
+  /** Registers the scope entity type with sharding on this node and returns the shard region. */
+  public static ActorRef<org.apache.pekko.cluster.sharding.typed.ShardingEnvelope<Command>> initSharding(
+      org.apache.pekko.actor.typed.ActorSystem<?> system, Deps deps) {
+    return ClusterSharding.get(system).init(
+        org.apache.pekko.cluster.sharding.typed.javadsl.Entity.of(TYPE_KEY,
+            ctx -> create(ScopeId.of(ctx.getEntityId()), deps, ctx.getShard())));
+  }
+
+  public static Behavior<Command> create(ScopeId scope, Deps deps,
+      ActorRef<ClusterSharding.ShardCommand> shard) {
+    return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new ScopeEntity(ctx, timers, scope, deps, shard)));
+  }
+
+  private record Subscriber(String user, ActorRef<NodeFanout.Command> fanout) {}
+
+  private final TimerScheduler<Command> timers;
+  private final ScopeId scope;
+  private final String scopeName;
+  private final Deps deps;
+  private final ActorRef<ClusterSharding.ShardCommand> shard;
+  private final MemoryHistory history;
+  private final long idleBeforePassivationMillis;
+
+  private String epoch = Epochs.next();
+  private long offset;
+  private final Map<ActorRef<ConnectionActor.Command>, Subscriber> subscribers = new HashMap<>();
+  /** Nodes with subscribers: their fanout and how many subscribers they have. */
+  private final Map<ActorRef<NodeFanout.Command>, Integer> nodes = new HashMap<>();
+  private final LinkedHashMap<String, Remembered> idempotency = new LinkedHashMap<>();
+  private long lastActivity = System.currentTimeMillis();
+
+  private record Remembered(Published result, long at) {}
+
+  private ScopeEntity(ActorContext<Command> ctx, TimerScheduler<Command> timers, ScopeId scope, Deps deps,
+      ActorRef<ClusterSharding.ShardCommand> shard) {
+    super(ctx);
+    this.timers = timers;
+    this.scope = scope;
+    this.scopeName = scope.toString();
+    this.deps = deps;
+    this.shard = shard;
+    ScopecastSettings.ScopeType type = deps.settings().type(scope.type());
+    this.history = new MemoryHistory(type.historySize(), type.historyTtl().toMillis());
+    this.idleBeforePassivationMillis = Math.max(deps.settings().scope().passivateAfter().toMillis(),
+        type.historyTtl().toMillis());
+    long tick = Math.max(1000, Math.min(60_000, idleBeforePassivationMillis / 4));
+    timers.startTimerWithFixedDelay(Tick.INSTANCE, Duration.ofMillis(tick));
+    deps.metrics().scopesActive.inc();
+  }
+
+  @Override
+  public Receive<Command> createReceive() {
+    return newReceiveBuilder()
+        .onMessage(Publish.class, this::onPublish)
+        .onMessage(Subscribe.class, this::onSubscribe)
+        .onMessage(Unsubscribe.class, u -> removeSubscriber(u.conn()))
+        .onMessage(SubscriberStopped.class, s -> removeSubscriber(s.conn()))
+        .onMessage(ClientPublish.class, this::onClientPublish)
+        .onMessage(ReadHistory.class, this::onReadHistory)
+        .onMessage(GetInfo.class, this::onGetInfo)
+        .onMessage(Kick.class, this::onKick)
+        .onMessageEquals(Tick.INSTANCE, this::onTick)
+        .onSignal(PostStop.class, s -> {
+          deps.metrics().scopesActive.dec();
+          return this;
+        })
+        .build();
+  }
+
+  private Behavior<Command> onPublish(Publish p) {
+    long now = System.currentTimeMillis();
+    lastActivity = now;
+    if (p.idempotencyKey() != null) {
+      forgetOldKeys(now);
+      Remembered seen = idempotency.get(p.idempotencyKey());
+      if (seen != null) {
+        p.replyTo().tell(new Published(seen.result().epoch(), seen.result().offset(), true));
+        return this;
+      }
+    }
+    long next = offset + 1;
+    String frame = ServerFrames.event(scopeName, next, p.event(), p.payload(), now);
+    offset = next;
+    history.append(new HistoryEntry(next, now, frame));
+    deliver(next, frame, now);
+    Published result = new Published(epoch, next, false);
+    if (p.idempotencyKey() != null) idempotency.put(p.idempotencyKey(), new Remembered(result, now));
+    deps.metrics().eventPublished(p.event());
+    p.replyTo().tell(result);
+    return this;
+  }
+
+  private void deliver(long eventOffset, String frame, long ts) {
+    if (nodes.isEmpty()) return;
+    NodeFanout.Deliver d = new NodeFanout.Deliver(scopeName, epoch, eventOffset, frame, ts);
+    for (ActorRef<NodeFanout.Command> node : nodes.keySet()) node.tell(d);
+  }
+
+  private void forgetOldKeys(long now) {
+    long window = deps.settings().scope().idempotencyWindow().toMillis();
+    int max = deps.settings().scope().idempotencyMaxKeys();
+    Iterator<Remembered> it = idempotency.values().iterator();
+    while (it.hasNext()) {
+      Remembered r = it.next();
+      if (now - r.at() > window || idempotency.size() >= max) it.remove();
+      else break;
+    }
+  }
+
+  private Behavior<Command> onSubscribe(Subscribe s) {
+    lastActivity = System.currentTimeMillis();
+    Subscriber previous = subscribers.put(s.conn(), new Subscriber(s.user(), s.fanout()));
+    if (previous == null) {
+      getContext().watchWith(s.conn(), new SubscriberStopped(s.conn()));
+      nodes.merge(s.fanout(), 1, Integer::sum);
+    }
+    boolean recovered = s.since() == null || canRecover(s.since());
+    s.fanout().tell(new NodeFanout.Attach(scopeName, s.conn(), getContext().getSelf(), epoch, offset, recovered,
+        s.requestId()));
+    return this;
+  }
+
+  /** §5: same epoch, not beyond the current offset, and every later offset still in history. */
+  private boolean canRecover(Position since) {
+    if (!since.epoch().equals(epoch) || since.offset() > offset) return false;
+    history.expire(System.currentTimeMillis());
+    return history.holdsRange(since.offset(), offset);
+  }
+
+  private Behavior<Command> removeSubscriber(ActorRef<ConnectionActor.Command> conn) {
+    Subscriber s = subscribers.remove(conn);
+    if (s == null) return this;
+    lastActivity = System.currentTimeMillis();
+    getContext().unwatch(conn);
+    s.fanout().tell(new NodeFanout.Detach(scopeName, conn));
+    nodes.computeIfPresent(s.fanout(), (k, n) -> n > 1 ? n - 1 : null);
+    return this;
+  }
+
+  private Behavior<Command> onClientPublish(ClientPublish p) {
+    if (!subscribers.containsKey(p.from())) return this;
+    lastActivity = System.currentTimeMillis();
+    sendEphemeral(ServerFrames.ephemeral(scopeName, p.event(), p.payload(), lastActivity, p.user()), p.from());
+    deps.metrics().clientEvents.inc();
+    return this;
+  }
+
+  /** One message per node with subscribers; {@code except} (may be null) does not get it. */
+  private void sendEphemeral(String frame, ActorRef<ConnectionActor.Command> except) {
+    NodeFanout.DeliverEphemeral d = new NodeFanout.DeliverEphemeral(scopeName, frame, except);
+    for (ActorRef<NodeFanout.Command> node : nodes.keySet()) node.tell(d);
+  }
+
+  private Behavior<Command> onReadHistory(ReadHistory r) {
+    history.expire(System.currentTimeMillis());
+    r.replyTo().tell(new HistoryPage(scopeName, epoch, offset, history.readAfter(r.after(), r.limit())));
+    return this;
+  }
+
+  private Behavior<Command> onGetInfo(GetInfo g) {
+    g.replyTo().tell(new Info(scopeName, epoch, offset, deps.nodeId(), subscribers.size()));
+    return this;
+  }
+
+  private Behavior<Command> onKick(Kick k) {
+    NodeFanout.DisconnectSubscribers d = new NodeFanout.DisconnectSubscribers(scopeName, k.code(), k.reason(), k.reconnect());
+    for (ActorRef<NodeFanout.Command> node : nodes.keySet()) node.tell(d);
+    deps.metrics().kicks.inc(subscribers.size());
+    k.replyTo().tell(new Kicked(subscribers.size()));
+    return this;
+  }
+
+  private Behavior<Command> onTick() {
+    long now = System.currentTimeMillis();
+    history.expire(now);
+    if (subscribers.isEmpty() && now - lastActivity >= idleBeforePassivationMillis) {
+      shard.tell(new ClusterSharding.Passivate<>(getContext().getSelf()));
+    }
+    return this;
+  }
+}

@@ -1,0 +1,318 @@
+package io.scopecast.http;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import io.scopecast.actors.ScopeEntity;
+import io.scopecast.actors.history.HistoryEntry;
+import io.scopecast.actors.protocol.EventNames;
+import io.scopecast.actors.protocol.Json;
+import io.scopecast.actors.protocol.ProtocolError;
+import io.scopecast.actors.protocol.ScopeId;
+import io.scopecast.actors.protocol.ScopeNames;
+import io.scopecast.actors.settings.ScopecastSettings;
+import java.security.MessageDigest;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import java.util.function.Function;
+import java.util.function.Supplier;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.http.scaladsl.model.EntityStreamSizeException;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+import org.apache.pekko.http.javadsl.model.StatusCodes;
+import org.apache.pekko.http.javadsl.model.headers.RawHeader;
+import org.apache.pekko.http.javadsl.server.AllDirectives;
+import org.apache.pekko.http.javadsl.server.PathMatchers;
+import org.apache.pekko.http.javadsl.server.Route;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
+import org.apache.pekko.stream.Materializer;
+
+/**
+ * The server API for backends (§10), under {@code /api}, authenticated with the API key. Every
+ * bad input is a 400 with {@code {"error":{"code","message"}}}; a scope that does not answer within
+ * {@code scopecast.api.timeout} is a 503 {@code unavailable} with a retry hint, never a false 200.
+ */
+public final class ApiRoutes extends AllDirectives {
+  private static final long BODY_READ_TIMEOUT_MS = 10_000;
+  private static final int MAX_BROADCAST_SCOPES = 1000;
+  private static final int MAX_IDEMPOTENCY_KEY = 256;
+
+  private final ScopecastSettings settings;
+  private final Function<String, EntityRef<ScopeEntity.Command>> scopes;
+  private final Materializer materializer;
+  private final byte[] apiKey;
+  private final Duration timeout;
+
+  public ApiRoutes(ActorSystem<?> system, ScopecastSettings settings,
+      Function<String, EntityRef<ScopeEntity.Command>> scopes) {
+    this.settings = settings;
+    this.scopes = scopes;
+    this.materializer = Materializer.matFromSystem(system);
+    this.apiKey = settings.auth().apiKey().getBytes(StandardCharsets.UTF_8);
+    this.timeout = settings.api().timeout();
+  }
+
+  public Route route() {
+    return pathPrefix("api", () -> authenticated(() -> concat(
+        path("publish", () -> post(() -> jsonBody(this::publish))),
+        path("broadcast", () -> post(() -> jsonBody(this::broadcast))),
+        path("disconnect", () -> post(() -> jsonBody(this::disconnect))),
+        path(PathMatchers.segment("history").slash(PathMatchers.segment()), scope -> get(() -> history(scope))),
+        path(PathMatchers.segment("scopes").slash(PathMatchers.segment()), scope -> get(() -> scopeInfo(scope))),
+        path(PathMatchers.segment("presence").slash(PathMatchers.segment()), scope -> get(() -> presence(scope))))));
+  }
+
+  // ---- authentication and bodies -------------------------------------------------------------
+
+  private Route authenticated(Supplier<Route> inner) {
+    return optionalHeaderValueByName("Authorization", header -> {
+      boolean ok = header
+          .filter(v -> v.regionMatches(true, 0, "Bearer ", 0, 7))
+          .map(v -> MessageDigest.isEqual(v.substring(7).trim().getBytes(StandardCharsets.UTF_8), apiKey))
+          .orElse(false);
+      if (!ok) {
+        return complete(JsonResponses.error(StatusCodes.UNAUTHORIZED, "unauthorized", "missing or wrong API key"));
+      }
+      return inner.get();
+    });
+  }
+
+  /** Reads the body (at most {@code max-body-bytes}, else 413) and parses it as one JSON value. */
+  private Route jsonBody(Function<JsonNode, Route> handler) {
+    long max = settings.http().maxBodyBytes();
+    return extractRequestEntity(entity -> {
+      if (entity.getContentLengthOption().isPresent() && entity.getContentLengthOption().getAsLong() > max) {
+        return complete(tooLarge(max));
+      }
+      return onComplete(entity.withSizeLimit(max).toStrict(BODY_READ_TIMEOUT_MS, max, materializer), result -> {
+        if (result.isFailure()) {
+          Throwable e = unwrap(result.failed().get());
+          return complete(e instanceof EntityStreamSizeException ? tooLarge(max)
+              : JsonResponses.badRequest("could not read the request body"));
+        }
+        JsonNode node;
+        try {
+          node = Json.parse(result.get().getData().utf8String());
+        } catch (JsonProcessingException e) {
+          return complete(JsonResponses.badRequest("the body is not valid JSON"));
+        }
+        if (!node.isObject()) return complete(JsonResponses.badRequest("the body must be a JSON object"));
+        return handler.apply(node);
+      });
+    });
+  }
+
+  private static HttpResponse tooLarge(long max) {
+    return JsonResponses.error(StatusCodes.PAYLOAD_TOO_LARGE, "too_large", "request bodies are limited to " + max + " bytes");
+  }
+
+  // ---- publish / broadcast -------------------------------------------------------------------
+
+  private Route publish(JsonNode body) {
+    JsonNode scopeField = body.get("scope");
+    if (scopeField == null || !scopeField.isTextual()) return complete(JsonResponses.badRequest("scope must be a string"));
+    Optional<String> problem = eventProblem(body);
+    if (problem.isPresent()) return complete(JsonResponses.badRequest(problem.get()));
+    ScopeNames.Checked scope = ScopeNames.check(scopeField, settings::knowsType);
+    if (!scope.ok()) return complete(JsonResponses.error(StatusCodes.BAD_REQUEST, scope.error()));
+    String key = body.hasNonNull("idempotency_key") ? body.get("idempotency_key").asText() : null;
+    return onComplete(publishTo(scope.scope(), body, key), r -> {
+      if (r.isFailure()) return complete(unavailable(scope.scope()));
+      ScopeEntity.Published p = r.get();
+      return complete(JsonResponses.ok(Json.object(g -> {
+        g.writeStringField("epoch", p.epoch());
+        g.writeNumberField("offset", p.offset());
+      })));
+    });
+  }
+
+  private Route broadcast(JsonNode body) {
+    JsonNode list = body.get("scopes");
+    if (list == null || !list.isArray() || list.isEmpty() || list.size() > MAX_BROADCAST_SCOPES) {
+      return complete(JsonResponses.badRequest("scopes must be an array of 1.." + MAX_BROADCAST_SCOPES + " scopes"));
+    }
+    Optional<String> problem = eventProblem(body);
+    if (problem.isPresent()) return complete(JsonResponses.badRequest(problem.get()));
+    String key = body.hasNonNull("idempotency_key") ? body.get("idempotency_key").asText() : null;
+    List<JsonNode> names = new ArrayList<>();
+    List<CompletableFuture<Object>> results = new ArrayList<>();
+    for (JsonNode item : list) {
+      names.add(item);
+      ScopeNames.Checked scope = ScopeNames.check(item, settings::knowsType);
+      if (!scope.ok()) {
+        results.add(CompletableFuture.completedFuture(scope.error()));
+      } else {
+        results.add(publishTo(scope.scope(), body, key).toCompletableFuture()
+            .<Object>thenApply(p -> p)
+            .exceptionally(e -> ProtocolError.of(io.scopecast.actors.protocol.ErrorCode.UNAVAILABLE,
+                "scope did not answer within " + timeout.toMillis() + " ms; retry")));
+      }
+    }
+    CompletableFuture<Void> all = CompletableFuture.allOf(results.toArray(CompletableFuture[]::new));
+    return onComplete(all, done -> complete(JsonResponses.ok(Json.object(g -> {
+      g.writeArrayFieldStart("results");
+      for (int i = 0; i < names.size(); i++) {
+        Object r = results.get(i).join();
+        g.writeStartObject();
+        g.writeFieldName("scope");
+        g.writeTree(names.get(i));
+        if (r instanceof ScopeEntity.Published p) {
+          g.writeStringField("epoch", p.epoch());
+          g.writeNumberField("offset", p.offset());
+        } else {
+          ProtocolError e = (ProtocolError) r;
+          g.writeObjectFieldStart("error");
+          g.writeStringField("code", e.code().wire());
+          g.writeStringField("message", e.message());
+          g.writeEndObject();
+        }
+        g.writeEndObject();
+      }
+      g.writeEndArray();
+    }))));
+  }
+
+  /** bad_request problems of an event body: the event name and the idempotency key. */
+  private static Optional<String> eventProblem(JsonNode body) {
+    JsonNode event = body.get("event");
+    if (event == null || !event.isTextual() || !EventNames.isValid(event.asText())) {
+      return Optional.of("event must be 1..64 characters of [A-Za-z0-9_.:-]");
+    }
+    JsonNode key = body.get("idempotency_key");
+    if (key != null && !key.isNull() && (!key.isTextual() || key.asText().isEmpty() || key.asText().length() > MAX_IDEMPOTENCY_KEY)) {
+      return Optional.of("idempotency_key must be a string of 1.." + MAX_IDEMPOTENCY_KEY + " characters");
+    }
+    return Optional.empty();
+  }
+
+  private CompletionStage<ScopeEntity.Published> publishTo(ScopeId scope, JsonNode body, String key) {
+    JsonNode payload = body.get("payload");
+    String payloadJson = payload == null ? "null" : Json.write(payload);
+    String event = body.get("event").asText();
+    return scopes.apply(scope.toString()).ask(replyTo -> new ScopeEntity.Publish(event, payloadJson, key, replyTo), timeout);
+  }
+
+  // ---- history / scopes / presence -----------------------------------------------------------
+
+  private Route history(String scopeText) {
+    ScopeNames.Checked scope = ScopeNames.check(scopeText, settings::knowsType);
+    if (!scope.ok()) return complete(JsonResponses.error(StatusCodes.BAD_REQUEST, scope.error()));
+    return parameterOptional("since", since -> parameterOptional("limit", limitText -> {
+      long after;
+      int limit;
+      try {
+        after = since.map(Long::parseLong).orElse(0L);
+        limit = limitText.map(Integer::parseInt).orElse(settings.api().historyDefaultLimit());
+      } catch (NumberFormatException e) {
+        return complete(JsonResponses.badRequest("since and limit must be integers"));
+      }
+      if (after < 0) return complete(JsonResponses.badRequest("since must be >= 0"));
+      if (limit < 1 || limit > settings.api().historyMaxLimit()) {
+        return complete(JsonResponses.badRequest("limit must be 1.." + settings.api().historyMaxLimit()));
+      }
+      CompletionStage<ScopeEntity.HistoryPage> page = scopes.apply(scope.scope().toString())
+          .ask(replyTo -> new ScopeEntity.ReadHistory(after, limit, replyTo), timeout);
+      return onComplete(page, r -> r.isFailure() ? complete(unavailable(scope.scope()))
+          : complete(JsonResponses.ok(historyJson(r.get()))));
+    }));
+  }
+
+  /** {@code {epoch, offset, events:[{offset, event, payload, ts}]}} from the stored event frames. */
+  static String historyJson(ScopeEntity.HistoryPage page) {
+    return Json.object(g -> {
+      g.writeStringField("epoch", page.epoch());
+      g.writeNumberField("offset", page.offset());
+      g.writeArrayFieldStart("events");
+      for (HistoryEntry e : page.events()) {
+        JsonNode frame = Json.MAPPER.readTree(e.frame());
+        g.writeStartObject();
+        g.writeNumberField("offset", e.offset());
+        g.writeFieldName("event");
+        g.writeTree(frame.get("event"));
+        g.writeFieldName("payload");
+        g.writeTree(frame.get("payload"));
+        g.writeNumberField("ts", e.ts());
+        g.writeEndObject();
+      }
+      g.writeEndArray();
+    });
+  }
+
+  private Route scopeInfo(String scopeText) {
+    ScopeNames.Checked scope = ScopeNames.check(scopeText, settings::knowsType);
+    if (!scope.ok()) return complete(JsonResponses.error(StatusCodes.BAD_REQUEST, scope.error()));
+    CompletionStage<ScopeEntity.Info> info = scopes.apply(scope.scope().toString()).ask(ScopeEntity.GetInfo::new, timeout);
+    return onComplete(info, r -> {
+      if (r.isFailure()) return complete(unavailable(scope.scope()));
+      ScopeEntity.Info i = r.get();
+      return complete(JsonResponses.ok(Json.object(g -> {
+        g.writeStringField("scope", i.scope());
+        g.writeStringField("epoch", i.epoch());
+        g.writeNumberField("offset", i.offset());
+        g.writeStringField("node", i.node());
+        g.writeNumberField("subscribers", i.subscribers());
+      })));
+    });
+  }
+
+  private Route presence(String scopeText) {
+    ScopeNames.Checked scope = ScopeNames.check(scopeText, settings::knowsType);
+    if (!scope.ok()) return complete(JsonResponses.error(StatusCodes.BAD_REQUEST, scope.error()));
+    return complete(JsonResponses.error(StatusCodes.NOT_IMPLEMENTED, "unavailable", "presence is not implemented yet"));
+  }
+
+  // ---- disconnect ----------------------------------------------------------------------------
+
+  private Route disconnect(JsonNode body) {
+    JsonNode user = body.get("user");
+    if (user == null || !user.isTextual() || !ScopeId.isValidId(user.asText())) {
+      return complete(JsonResponses.badRequest("user must be a user id"));
+    }
+    JsonNode codeField = body.get("code");
+    int code = 4003;
+    if (codeField != null && !codeField.isNull()) {
+      if (!codeField.isIntegralNumber()) return complete(JsonResponses.badRequest("code must be an integer"));
+      code = codeField.asInt();
+      if (code != 1000 && (code < 3000 || code > 4999)) {
+        return complete(JsonResponses.badRequest("code must be 1000 or 3000..4999"));
+      }
+    }
+    JsonNode reasonField = body.get("reason");
+    if (reasonField != null && !reasonField.isNull() && (!reasonField.isTextual() || reasonField.asText().length() > 256)) {
+      return complete(JsonResponses.badRequest("reason must be a string of at most 256 characters"));
+    }
+    JsonNode reconnectField = body.get("reconnect");
+    if (reconnectField != null && !reconnectField.isNull() && !reconnectField.isBoolean()) {
+      return complete(JsonResponses.badRequest("reconnect must be a boolean"));
+    }
+    String reason = reasonField == null || reasonField.isNull() ? "disconnected by the server" : reasonField.asText();
+    boolean reconnect = reconnectField != null && reconnectField.asBoolean();
+    int finalCode = code;
+    ScopeId scope = ScopeId.user(user.asText());
+    CompletionStage<ScopeEntity.Kicked> kicked = scopes.apply(scope.toString())
+        .ask(replyTo -> new ScopeEntity.Kick(finalCode, reason, reconnect, replyTo), timeout);
+    return onComplete(kicked, r -> r.isFailure() ? complete(unavailable(scope))
+        : complete(JsonResponses.ok(Json.object(g -> g.writeNumberField("connections", r.get().connections())))));
+  }
+
+  // ---- errors --------------------------------------------------------------------------------
+
+  private HttpResponse unavailable(ScopeId scope) {
+    long retry = Math.max(1, timeout.toSeconds());
+    return JsonResponses.unavailable("scope " + scope + " did not answer within " + timeout.toMillis()
+            + " ms (its owner may be moving); retry with the same idempotency_key, which applies it at most once")
+        .addHeader(RawHeader.create("Retry-After", Long.toString(retry)));
+  }
+
+  private static Throwable unwrap(Throwable e) {
+    while ((e instanceof java.util.concurrent.CompletionException || e instanceof java.util.concurrent.ExecutionException)
+        && e.getCause() != null) {
+      e = e.getCause();
+    }
+    return e;
+  }
+}
