@@ -68,6 +68,9 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
 
   public enum StreamAck { INSTANCE }
 
+  /** The socket's outbound stream is running: its send buffer. Everything else waits for it. */
+  public record OutboundReady(Outbound outbound) implements Command {}
+
   public record StreamStarted(ActorRef<StreamAck> ackTo) implements Command {}
 
   public record Received(ActorRef<StreamAck> ackTo, Incoming frame) implements Command {}
@@ -127,10 +130,19 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
    *     come in the connect frame
    * @param queryWorkspace {@code ?workspace=} of the upgrade request, or null
    */
-  public static Behavior<Command> create(Deps deps, Outbound outbound, String connId, UserClaims upgradeClaims,
-      String queryWorkspace) {
-    return Behaviors.setup(ctx -> Behaviors.withTimers(
-        timers -> new ConnectionActor(ctx, timers, deps, outbound, connId, upgradeClaims, queryWorkspace)));
+  public static Behavior<Command> create(Deps deps, String connId, UserClaims upgradeClaims, String queryWorkspace) {
+    return Behaviors.withStash(16, stash -> Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
+      timers.startSingleTimer(Timer.HANDSHAKE_TIMEOUT, deps.settings().connection().handshakeTimeout());
+      return Behaviors.receive(Command.class)
+          .onMessage(OutboundReady.class, r -> stash.unstashAll(
+              new ConnectionActor(ctx, timers, deps, r.outbound(), connId, upgradeClaims, queryWorkspace)))
+          .onMessageEquals(Timer.HANDSHAKE_TIMEOUT, Behaviors::stopped) // the socket's stream never started
+          .onAnyMessage(m -> {
+            stash.stash(m);
+            return Behaviors.same();
+          })
+          .build();
+    })));
   }
 
   // ---- state ---------------------------------------------------------------------------------

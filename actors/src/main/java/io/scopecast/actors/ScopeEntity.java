@@ -8,6 +8,7 @@ import io.scopecast.actors.protocol.Position;
 import io.scopecast.actors.protocol.ScopeId;
 import io.scopecast.actors.protocol.ServerFrames;
 import io.scopecast.actors.settings.ScopecastSettings;
+import java.time.Clock;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.Iterator;
@@ -83,7 +84,11 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   private enum Tick implements Command { INSTANCE }
 
   /** What every scope entity of a node shares. */
-  public record Deps(ScopecastSettings settings, ScopecastMetrics metrics, String nodeId) {}
+  public record Deps(ScopecastSettings settings, ScopecastMetrics metrics, String nodeId, Clock clock) {
+    public Deps(ScopecastSettings settings, ScopecastMetrics metrics, String nodeId) {
+      this(settings, metrics, nodeId, Clock.systemUTC());
+    }
+  }
 
   /** Registers the scope entity type with sharding on this node and returns the shard region. */
   public static ActorRef<org.apache.pekko.cluster.sharding.typed.ShardingEnvelope<Command>> initSharding(
@@ -114,7 +119,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   /** Nodes with subscribers: their fanout and how many subscribers they have. */
   private final Map<ActorRef<NodeFanout.Command>, Integer> nodes = new HashMap<>();
   private final LinkedHashMap<String, Remembered> idempotency = new LinkedHashMap<>();
-  private long lastActivity = System.currentTimeMillis();
+  private long lastActivity;
 
   private record Remembered(Published result, long at) {}
 
@@ -132,6 +137,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
         type.historyTtl().toMillis());
     long tick = Math.max(1000, Math.min(60_000, idleBeforePassivationMillis / 4));
     timers.startTimerWithFixedDelay(Tick.INSTANCE, Duration.ofMillis(tick));
+    this.lastActivity = deps.clock().millis();
     deps.metrics().scopesActive.inc();
   }
 
@@ -155,7 +161,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   }
 
   private Behavior<Command> onPublish(Publish p) {
-    long now = System.currentTimeMillis();
+    long now = deps.clock().millis();
     lastActivity = now;
     if (p.idempotencyKey() != null) {
       forgetOldKeys(now);
@@ -195,7 +201,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   }
 
   private Behavior<Command> onSubscribe(Subscribe s) {
-    lastActivity = System.currentTimeMillis();
+    lastActivity = deps.clock().millis();
     Subscriber previous = subscribers.put(s.conn(), new Subscriber(s.user(), s.fanout()));
     if (previous == null) {
       getContext().watchWith(s.conn(), new SubscriberStopped(s.conn()));
@@ -210,14 +216,14 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   /** §5: same epoch, not beyond the current offset, and every later offset still in history. */
   private boolean canRecover(Position since) {
     if (!since.epoch().equals(epoch) || since.offset() > offset) return false;
-    history.expire(System.currentTimeMillis());
+    history.expire(deps.clock().millis());
     return history.holdsRange(since.offset(), offset);
   }
 
   private Behavior<Command> removeSubscriber(ActorRef<ConnectionActor.Command> conn) {
     Subscriber s = subscribers.remove(conn);
     if (s == null) return this;
-    lastActivity = System.currentTimeMillis();
+    lastActivity = deps.clock().millis();
     getContext().unwatch(conn);
     s.fanout().tell(new NodeFanout.Detach(scopeName, conn));
     nodes.computeIfPresent(s.fanout(), (k, n) -> n > 1 ? n - 1 : null);
@@ -226,7 +232,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
 
   private Behavior<Command> onClientPublish(ClientPublish p) {
     if (!subscribers.containsKey(p.from())) return this;
-    lastActivity = System.currentTimeMillis();
+    lastActivity = deps.clock().millis();
     sendEphemeral(ServerFrames.ephemeral(scopeName, p.event(), p.payload(), lastActivity, p.user()), p.from());
     deps.metrics().clientEvents.inc();
     return this;
@@ -239,7 +245,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   }
 
   private Behavior<Command> onReadHistory(ReadHistory r) {
-    history.expire(System.currentTimeMillis());
+    history.expire(deps.clock().millis());
     r.replyTo().tell(new HistoryPage(scopeName, epoch, offset, history.readAfter(r.after(), r.limit())));
     return this;
   }
@@ -258,7 +264,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   }
 
   private Behavior<Command> onTick() {
-    long now = System.currentTimeMillis();
+    long now = deps.clock().millis();
     history.expire(now);
     if (subscribers.isEmpty() && now - lastActivity >= idleBeforePassivationMillis) {
       shard.tell(new ClusterSharding.Passivate<>(getContext().getSelf()));

@@ -61,7 +61,7 @@ public final class Guardian {
 
   /** @param onBindFailure runs when the HTTP port cannot be bound (the command line exits non-zero) */
   public static Behavior<Command> create(ScopecastSettings settings, Runnable onBindFailure) {
-    return Behaviors.setup(ctx -> {
+    return Behaviors.withStash(100, stash -> Behaviors.setup(ctx -> {
       ActorSystem<?> system = ctx.getSystem();
       ScopecastMetrics metrics = new ScopecastMetrics();
       String nodeId = settings.nodeId();
@@ -86,15 +86,19 @@ public final class Guardian {
             InetSocketAddress a = b.binding().localAddress();
             log.info("Scopecast listening on {}:{} (node {})", settings.http().host(), a.getPort(), nodeId);
             registerShutdown(system, b.binding(), fanout, settings);
-            return running(b.binding(), fanout, metrics);
+            return stash.unstashAll(running(b.binding(), fanout, metrics));
           })
           .onMessage(BindFailed.class, f -> {
             log.error("cannot listen on {}:{}: {}", settings.http().host(), settings.http().port(), f.cause().getMessage());
             onBindFailure.run();
             throw new IllegalStateException("HTTP bind failed", f.cause());
           })
+          .onMessage(GetNode.class, g -> {
+            stash.stash(g);
+            return Behaviors.same();
+          })
           .build();
-    });
+    }));
   }
 
   private static Behavior<Command> running(ServerBinding binding, ActorRef<NodeFanout.Command> fanout,

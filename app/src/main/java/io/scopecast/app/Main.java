@@ -6,6 +6,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
+import org.apache.pekko.actor.CoordinatedShutdown;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -44,8 +45,24 @@ public final class Main {
   static void serve() {
     NodeConfig node = NodeConfig.load();
     ScopecastSettings settings = withGeneratedCredentials(node.settings());
-    ActorSystem.create(Guardian.create(settings, () -> new Thread(() -> System.exit(3)).start()),
-        NodeConfig.SYSTEM_NAME, node.config());
+    ActorSystem<Guardian.Command> system = ActorSystem.create(
+        Guardian.create(settings, () -> new Thread(() -> System.exit(3)).start()), NodeConfig.SYSTEM_NAME, node.config());
+    exitCleanlyOnSigterm(system);
+  }
+
+  /** The reason a node stops on SIGTERM. */
+  private enum Sigterm implements CoordinatedShutdown.Reason { INSTANCE }
+
+  /**
+   * SIGTERM runs the coordinated shutdown (close clients with 1001, hand off shards, leave the
+   * cluster) and then exits with status 0, instead of the JVM's 143 for a signal.
+   */
+  private static void exitCleanlyOnSigterm(ActorSystem<?> system) {
+    try {
+      sun.misc.Signal.handle(new sun.misc.Signal("TERM"), sig -> CoordinatedShutdown.get(system).run(Sigterm.INSTANCE));
+    } catch (IllegalArgumentException e) {
+      log.debug("SIGTERM cannot be handled here; the JVM shutdown hook runs the shutdown instead");
+    }
   }
 
   /**

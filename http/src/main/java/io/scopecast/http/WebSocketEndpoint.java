@@ -28,6 +28,7 @@ import org.apache.pekko.stream.Materializer;
 import org.apache.pekko.stream.StreamLimitReachedException;
 import org.apache.pekko.stream.javadsl.Flow;
 import org.apache.pekko.stream.javadsl.Sink;
+import org.apache.pekko.stream.javadsl.Source;
 import org.apache.pekko.stream.typed.javadsl.ActorSink;
 
 /**
@@ -44,6 +45,7 @@ public final class WebSocketEndpoint extends AllDirectives {
   private final ConnectionActor.Deps deps;
   private final Materializer materializer;
   private final int maxFrameBytes;
+
 
   public WebSocketEndpoint(ActorSystem<?> system, ConnectionActor.Deps deps) {
     this.system = system;
@@ -85,10 +87,9 @@ public final class WebSocketEndpoint extends AllDirectives {
 
   /** Spawns the connection's actor and returns the socket's flow. */
   private Flow<Message, Message, NotUsed> connect(UserClaims claims, String workspace) {
-    Outbound outbound = Outbound.create(deps.settings().connection().outboundBuffer(), materializer, deps.metrics());
     String connId = "c-" + Long.toString(ThreadLocalRandom.current().nextLong() & Long.MAX_VALUE, 36);
     ActorRef<ConnectionActor.Command> conn = system.systemActorOf(
-        ConnectionActor.create(deps, outbound, connId, claims, workspace), connId, Props.empty());
+        ConnectionActor.create(deps, connId, claims, workspace), connId, Props.empty());
     Sink<ConnectionActor.Incoming, NotUsed> toActor = ActorSink.actorRefWithBackpressure(
         conn,
         ConnectionActor.Received::new,
@@ -97,7 +98,13 @@ public final class WebSocketEndpoint extends AllDirectives {
         ConnectionActor.StreamEnded.INSTANCE,
         ConnectionActor.StreamFailed::new);
     Sink<Message, NotUsed> in = Flow.<Message>create().mapAsync(1, this::collect).to(toActor);
-    return Flow.fromSinkAndSourceCoupled(in, outbound.frames().map(TextMessage::create));
+    Source<Message, NotUsed> out = Outbound.source(deps.settings().connection().outboundBuffer(), deps.metrics())
+        .mapMaterializedValue(outbound -> {
+          conn.tell(new ConnectionActor.OutboundReady(outbound));
+          return NotUsed.getInstance();
+        })
+        .map(TextMessage::create);
+    return Flow.fromSinkAndSourceCoupled(in, out);
   }
 
   /** A whole text frame, or TooLarge / NotText; a frame that arrives in pieces is bounded in size and time. */

@@ -1,11 +1,8 @@
 package io.scopecast.actors.connection;
 
 import io.scopecast.actors.metrics.ScopecastMetrics;
-import org.apache.pekko.NotUsed;
-import org.apache.pekko.japi.Pair;
 import org.apache.pekko.stream.BoundedSourceQueue;
 import org.apache.pekko.stream.KillSwitches;
-import org.apache.pekko.stream.Materializer;
 import org.apache.pekko.stream.QueueOfferResult;
 import org.apache.pekko.stream.UniqueKillSwitch;
 import org.apache.pekko.stream.javadsl.Keep;
@@ -39,29 +36,29 @@ public final class Outbound {
   private final BoundedSourceQueue<Item> queue;
   private final BoundedSourceQueue<Item> urgent;
   private final UniqueKillSwitch killSwitch;
-  private final Source<String, NotUsed> frames;
   private final int capacity;
   private volatile boolean finishing;
 
   private Outbound(BoundedSourceQueue<Item> queue, BoundedSourceQueue<Item> urgent, UniqueKillSwitch killSwitch,
-      Source<String, NotUsed> frames, int capacity) {
+      int capacity) {
     this.queue = queue;
     this.urgent = urgent;
     this.killSwitch = killSwitch;
-    this.frames = frames;
     this.capacity = capacity;
   }
 
-  public static Outbound create(int capacity, Materializer mat, ScopecastMetrics metrics) {
-    Pair<BoundedSourceQueue<Item>, Source<Item, NotUsed>> urgent = Source.<Item>queue(2).preMaterialize(mat);
-    Pair<Pair<BoundedSourceQueue<Item>, UniqueKillSwitch>, Source<String, NotUsed>> main =
-        Source.<Item>queue(capacity)
-            .mergePreferred(urgent.second(), true, true)
-            .takeWhile(item -> !(item instanceof Last), true)
-            .<String>mapConcat(item -> toFrame(item, metrics))
-            .viaMat(KillSwitches.single(), Keep.both())
-            .preMaterialize(mat);
-    return new Outbound(main.first().first(), urgent.first(), main.first().second(), main.second(), capacity);
+  /**
+   * The frames to write to one socket. Materializing it (as part of the socket's stream, so that
+   * no extra async boundary or buffer sits in between) yields the {@link Outbound} handle the
+   * connection actor offers frames to; the source completes after a closing frame.
+   */
+  public static Source<String, Outbound> source(int capacity, ScopecastMetrics metrics) {
+    return Source.<Item>queue(capacity)
+        .mergePreferredMat(Source.<Item>queue(2), true, true, Keep.both())
+        .takeWhile(item -> !(item instanceof Last), true)
+        .<String>mapConcat(item -> toFrame(item, metrics))
+        .viaMat(KillSwitches.single(), Keep.both())
+        .mapMaterializedValue(m -> new Outbound(m.first().first(), m.first().second(), m.second(), capacity));
   }
 
   private static java.util.List<String> toFrame(Item item, ScopecastMetrics metrics) {
@@ -78,11 +75,6 @@ public final class Outbound {
     }
     ((Signal) item).onReached().run();
     return java.util.List.of();
-  }
-
-  /** The frames to write to the socket; completes after a closing frame. Run it exactly once. */
-  public Source<String, NotUsed> frames() {
-    return frames;
   }
 
   public Offer offer(Item item) {

@@ -1,0 +1,306 @@
+package io.scopecast.actors;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.scopecast.actors.auth.ClaimsAuthorizer;
+import io.scopecast.actors.auth.TokenVerifier;
+import io.scopecast.actors.auth.UserClaims;
+import io.scopecast.actors.metrics.ScopecastMetrics;
+import io.scopecast.actors.protocol.ClientFrameDecoder;
+import io.scopecast.actors.settings.ScopecastSettings;
+import io.scopecast.actors.testing.SocketHarness;
+import io.scopecast.actors.testing.TestScopes;
+import io.scopecast.actors.testing.TestSettings;
+import io.scopecast.actors.testing.Tokens;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Set;
+import java.util.stream.LongStream;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+
+/** Behaviour of one connection: handshake, heartbeat, limits, eviction, gap filling and failover. */
+class ConnectionActorTest {
+  private static final ActorTestKit testKit = ActorTestKit.create();
+
+  @AfterAll
+  static void shutdown() {
+    testKit.shutdownTestKit();
+  }
+
+  private final ScopecastMetrics metrics = new ScopecastMetrics();
+  private TestScopes scopes;
+
+  /** A node with real scope entities and a real fanout (or {@code fanout} in between). */
+  private ConnectionActor.Deps node(ActorRef<NodeFanout.Command> fanout, Object... settings) {
+    ScopecastSettings s = TestSettings.with(settings);
+    scopes = new TestScopes(testKit, new ScopeEntity.Deps(s, metrics, "node-a"));
+    TokenVerifier tokens = new TokenVerifier(s.auth().jwtSecret(), "", Duration.ofSeconds(30));
+    return new ConnectionActor.Deps(s, metrics, "node-a", scopes::ref,
+        fanout != null ? fanout : testKit.spawn(NodeFanout.create()), tokens, new ClaimsAuthorizer(tokens, null),
+        new ClientFrameDecoder(s::knowsType));
+  }
+
+  private ConnectionActor.Deps node(Object... settings) {
+    return node(null, settings);
+  }
+
+  private ScopeEntity.Published publish(String scope, int i) {
+    TestProbe<ScopeEntity.Published> p = testKit.createTestProbe();
+    scopes.ref(scope).tell(new ScopeEntity.Publish("e", "{\"i\":" + i + "}", null, p.getRef()));
+    return p.receiveMessage();
+  }
+
+  private static UserClaims claims(String user, String... workspaces) {
+    return new UserClaims(user, Set.of(workspaces));
+  }
+
+  // ---- handshake -----------------------------------------------------------------------------
+
+  @Test
+  void aConnectFrameWithAValidTokenIsAnsweredConnectedWithTheUserScope() {
+    ConnectionActor.Deps deps = node();
+    SocketHarness c = SocketHarness.open(testKit, deps);
+    c.send("{\"type\":\"connect\",\"token\":\"" + Tokens.user("alice", "42") + "\",\"workspace\":\"42\"}");
+    JsonNode connected = c.expect("connected");
+    assertEquals("alice", connected.get("user").asText());
+    assertEquals("node-a", connected.get("node").asText());
+    assertEquals(List.of("user:alice", "workspace:42"),
+        connected.get("scopes").findValuesAsText("scope"));
+    assertTrue(connected.get("scopes").get(0).get("recovered").asBoolean());
+    publish("workspace:42", 1);
+    assertEquals(1, c.expect("event").get("offset").asLong());
+  }
+
+  @Test
+  void anInvalidTokenInTheConnectFrameIsDisconnectedWith4001InsteadOfConnected() {
+    SocketHarness c = SocketHarness.open(testKit, node());
+    c.connect(Tokens.user("other-secret", "bob", Instant.now().plusSeconds(60)));
+    JsonNode d = c.expectDisconnect(4001);
+    assertFalse(d.get("reconnect").asBoolean());
+    assertTrue(c.seen().stream().noneMatch(f -> f.get("type").asText().equals("connected")));
+  }
+
+  @Test
+  void aFirstFrameOtherThanConnectIsAProtocolViolation() {
+    SocketHarness c = SocketHarness.open(testKit, node(), claims("bob"), null);
+    c.send("{\"type\":\"ping\",\"id\":1}");
+    c.expectDisconnect(4400);
+  }
+
+  @Test
+  void noConnectFrameWithinTheHandshakeTimeoutIs4001() {
+    SocketHarness c = SocketHarness.open(testKit, node("scopecast.connection.handshake-timeout", "200ms"));
+    c.expectDisconnect(4001);
+  }
+
+  @Test
+  void aWorkspaceTheTokenDoesNotGrantIs4003() {
+    SocketHarness c = SocketHarness.open(testKit, node());
+    c.send("{\"type\":\"connect\",\"token\":\"" + Tokens.user("carol", "1") + "\",\"workspace\":\"2\"}");
+    c.expectDisconnect(4003);
+  }
+
+  // ---- heartbeat -----------------------------------------------------------------------------
+
+  @Test
+  void aClientThatAnswersPingsStaysAndASilentOneIsDisconnectedWith4009() {
+    ConnectionActor.Deps deps = node("scopecast.connection.heartbeat-interval", "150ms",
+        "scopecast.connection.heartbeat-timeout", "150ms");
+    SocketHarness alive = SocketHarness.open(testKit, deps, claims("dan"), null);
+    SocketHarness silent = SocketHarness.open(testKit, deps, claims("eve"), null);
+    alive.send("{\"type\":\"connect\"}");
+    silent.send("{\"type\":\"connect\"}");
+    for (int i = 0; i < 4; i++) {
+      alive.expect("ping");
+      alive.send("{\"type\":\"pong\"}");
+    }
+    JsonNode d = silent.expectDisconnect(4009);
+    assertTrue(d.get("reconnect").asBoolean());
+    alive.send("{\"type\":\"ping\",\"id\":\"still-here\"}");
+    assertEquals("still-here", alive.expect("pong").get("id").asText());
+  }
+
+  // ---- limits --------------------------------------------------------------------------------
+
+  @Test
+  void maxSubscriptionsCountsTheAutomaticSubscription() {
+    SocketHarness c = SocketHarness.open(testKit, node("scopecast.connection.max-subscriptions", 2), claims("fay"), null);
+    c.send("{\"type\":\"connect\"}");
+    c.expect("connected");
+    c.send("{\"type\":\"subscribe\",\"id\":1,\"scope\":\"task:1\",\"token\":\"" + Tokens.scope("fay", "task:1") + "\"}");
+    assertEquals("subscribed", c.expect(f -> f.path("id").asInt() == 1, "reply 1", Duration.ofSeconds(5)).get("type").asText());
+    c.send("{\"type\":\"subscribe\",\"id\":2,\"scope\":\"task:2\",\"token\":\"" + Tokens.scope("fay", "task:2") + "\"}");
+    JsonNode refused = c.expect(f -> f.path("id").asInt() == 2, "reply 2", Duration.ofSeconds(5));
+    assertEquals("limit_exceeded", refused.get("code").asText());
+    c.send("{\"type\":\"subscribe\",\"id\":3,\"scope\":\"task:3\"}");
+    assertEquals("forbidden", c.expect(f -> f.path("id").asInt() == 3, "reply 3", Duration.ofSeconds(5)).get("code").asText(),
+        "forbidden takes precedence over limit_exceeded");
+  }
+
+  @Test
+  void aFloodOfFramesIsDisconnectedWith4029() {
+    SocketHarness c = SocketHarness.open(testKit, node("scopecast.connection.flood.frames-per-second", 1,
+        "scopecast.connection.flood.burst", 5), claims("gus"), null);
+    c.send("{\"type\":\"connect\"}");
+    for (int i = 0; i < 10; i++) c.sendNoAck("{\"type\":\"ping\"}");
+    c.expectDisconnect(4029);
+  }
+
+  @Test
+  void tooManyRefusedFramesAreDisconnectedWith4029() {
+    SocketHarness c = SocketHarness.open(testKit, node("scopecast.connection.flood.max-errors", 3), claims("hal"), null);
+    c.send("{\"type\":\"connect\"}");
+    for (int i = 0; i < 3; i++) {
+      c.send("not json");
+      assertEquals("bad_request", c.expect("error").get("code").asText());
+    }
+    c.send("{\"type\":\"nonsense\"}");
+    c.expectDisconnect(4029);
+  }
+
+  @Test
+  void aFrameOverMaxFrameBytesIsDisconnectedWith1009() {
+    SocketHarness c = SocketHarness.open(testKit, node(), claims("ivy"), null);
+    c.send("{\"type\":\"connect\"}");
+    c.expect("connected");
+    c.sendIncoming(ConnectionActor.TooLarge.INSTANCE);
+    assertFalse(c.expectDisconnect(1009).get("reconnect").asBoolean());
+  }
+
+  // ---- slow consumers ------------------------------------------------------------------------
+
+  @Test
+  void aSlowClientIsEvictedWith4008AndItsQueuedFramesAreDroppedBehindTheDisconnectFrame() {
+    ConnectionActor.Deps deps = node("scopecast.connection.outbound-buffer", 8);
+    SocketHarness fast = SocketHarness.open(testKit, deps, claims("kim", "7"), "7");
+    SocketHarness slow = SocketHarness.slow(testKit, deps, claims("lee", "7"));
+    fast.send("{\"type\":\"connect\"}");
+    slow.sendNoAck("{\"type\":\"connect\",\"workspace\":\"7\"}");
+    fast.expect("connected");
+    for (int i = 1; i <= 200; i++) {
+      publish("workspace:7", i);
+      fast.expect("event"); // the fast client keeps up; the slow one reads nothing
+    }
+    assertEquals(LongStream.rangeClosed(1, 200).boxed().toList(), fast.offsets("workspace:7"));
+
+    JsonNode d = slow.expect("disconnect");
+    assertEquals(4008, d.get("code").asInt());
+    assertTrue(d.get("reconnect").asBoolean());
+    assertEquals(null, slow.nextFrame(Duration.ofSeconds(5)), "nothing after the disconnect frame");
+    assertTrue(slow.offsets("workspace:7").size() < 200, "queued events were dropped, not sent after the eviction");
+    assertEquals(1.0, metrics.slowConsumerEvictions.get());
+  }
+
+  // ---- delivery ------------------------------------------------------------------------------
+
+  @Test
+  void subscribeWithSinceReplaysThenGoesLiveWithoutDuplicates() {
+    ConnectionActor.Deps deps = node();
+    SocketHarness c = SocketHarness.open(testKit, deps, claims("max"), null);
+    c.send("{\"type\":\"connect\"}");
+    c.expect("connected");
+    String epoch = publish("task:r", 1).epoch();
+    for (int i = 2; i <= 5; i++) publish("task:r", i);
+    c.send("{\"type\":\"subscribe\",\"id\":1,\"scope\":\"task:r\",\"token\":\"" + Tokens.scope("max", "task:r")
+        + "\",\"since\":{\"epoch\":\"" + epoch + "\",\"offset\":2}}");
+    JsonNode sub = c.expect("subscribed");
+    assertTrue(sub.get("recovered").asBoolean());
+    assertEquals(5, sub.get("offset").asLong());
+    publish("task:r", 6);
+    for (int i = 0; i < 4; i++) c.expect("event");
+    assertEquals(List.of(3L, 4L, 5L, 6L), c.offsets("task:r"));
+  }
+
+  @Test
+  void aReplayLongerThanOnePageIsPacedAndComplete() {
+    ConnectionActor.Deps deps = node("scopecast.connection.replay-page", 3, "scopecast.connection.outbound-buffer", 8);
+    String epoch = null;
+    for (int i = 1; i <= 30; i++) {
+      ScopeEntity.Published p = publish("task:long", i);
+      epoch = p.epoch();
+    }
+    SocketHarness c = SocketHarness.open(testKit, deps, claims("ned"), null);
+    c.send("{\"type\":\"connect\"}");
+    c.expect("connected");
+    c.send("{\"type\":\"subscribe\",\"scope\":\"task:long\",\"token\":\"" + Tokens.scope("ned", "task:long")
+        + "\",\"since\":{\"epoch\":\"" + epoch + "\",\"offset\":0}}");
+    c.expect("subscribed");
+    for (int i = 0; i < 30; i++) c.expect("event");
+    assertEquals(LongStream.rangeClosed(1, 30).boxed().toList(), c.offsets("task:long"));
+    assertEquals(0.0, metrics.slowConsumerEvictions.get(), "a replay never evicts by itself");
+  }
+
+  @Test
+  void aLiveEventLostOnTheWayIsFilledFromHistory() {
+    TestProbe<NodeFanout.Command> dropped = testKit.createTestProbe();
+    ActorRef<NodeFanout.Command> real = testKit.spawn(NodeFanout.create());
+    Behavior<NodeFanout.Command> lossy = Behaviors.receiveMessage(m -> {
+      if (m instanceof NodeFanout.Deliver d && d.offset() == 2) dropped.getRef().tell(m);
+      else real.tell(m);
+      return Behaviors.same();
+    });
+    ConnectionActor.Deps deps = node(testKit.spawn(lossy));
+    SocketHarness c = SocketHarness.open(testKit, deps, claims("oli", "9"), "9");
+    c.send("{\"type\":\"connect\"}");
+    c.expect("connected");
+    for (int i = 1; i <= 3; i++) publish("workspace:9", i);
+    dropped.expectMessageClass(NodeFanout.Deliver.class);
+    for (int i = 0; i < 3; i++) c.expect("event");
+    assertEquals(List.of(1L, 2L, 3L), c.offsets("workspace:9"));
+  }
+
+  @Test
+  void whenTheScopeOwnerIsLostTheConnectionResubscribesAndIsToldToResync() {
+    ConnectionActor.Deps deps = node();
+    SocketHarness c = SocketHarness.open(testKit, deps, claims("pat", "5"), "5");
+    c.send("{\"type\":\"connect\"}");
+    String epoch = c.expect("connected").get("scopes").get(1).get("epoch").asText();
+    publish("workspace:5", 1);
+    c.expect("event");
+
+    scopes.stop("workspace:5"); // its history is gone with it (no Redis)
+    JsonNode resync = c.expect("resync");
+    assertEquals("workspace:5", resync.get("scope").asText());
+    assertNotEquals(epoch, resync.get("epoch").asText());
+    assertEquals(0, resync.get("offset").asLong());
+
+    ScopeEntity.Published next = publish("workspace:5", 2);
+    assertEquals(resync.get("epoch").asText(), next.epoch());
+    JsonNode e = c.expect("event");
+    assertEquals(1, e.get("offset").asLong(), "offsets continue in the new epoch");
+  }
+
+  @Test
+  void aClientEventReachesTheOtherSubscribersButNotTheSender() {
+    ConnectionActor.Deps deps = node();
+    SocketHarness a = SocketHarness.open(testKit, deps, claims("quinn"), null);
+    SocketHarness b = SocketHarness.open(testKit, deps, claims("ray"), null);
+    for (SocketHarness c : List.of(a, b)) {
+      c.send("{\"type\":\"connect\"}");
+      c.expect("connected");
+    }
+    a.send("{\"type\":\"subscribe\",\"id\":1,\"scope\":\"chat:1\",\"token\":\"" + Tokens.scope("quinn", "chat:1") + "\"}");
+    a.expect("subscribed");
+    b.send("{\"type\":\"subscribe\",\"id\":1,\"scope\":\"chat:1\",\"token\":\"" + Tokens.scope("ray", "chat:1") + "\"}");
+    b.expect("subscribed");
+    a.send("{\"type\":\"publish\",\"id\":2,\"scope\":\"chat:1\",\"event\":\"typing\",\"payload\":{\"on\":true}}");
+    assertEquals("ack", a.expect(f -> f.path("id").asInt() == 2, "ack", Duration.ofSeconds(5)).get("type").asText());
+    JsonNode typing = b.expect("event");
+    assertEquals("quinn", typing.get("from").asText());
+    assertFalse(typing.has("offset"));
+    a.send("{\"type\":\"ping\",\"id\":3}");
+    a.expect("pong");
+    assertTrue(a.seen().stream().noneMatch(f -> f.path("type").asText().equals("event")), "no echo to the sender");
+  }
+}

@@ -1,0 +1,296 @@
+package io.scopecast.actors;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.scopecast.actors.history.HistoryEntry;
+import io.scopecast.actors.metrics.ScopecastMetrics;
+import io.scopecast.actors.protocol.Json;
+import io.scopecast.actors.protocol.Position;
+import io.scopecast.actors.protocol.ScopeId;
+import io.scopecast.actors.settings.ScopecastSettings;
+import io.scopecast.actors.testing.ManualClock;
+import io.scopecast.actors.testing.TestSettings;
+import java.time.Duration;
+import java.util.List;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+
+/** Behaviour of one scope's sequencer: offsets, history, recovery, fan-out per node, idempotency, passivation. */
+class ScopeEntityTest {
+  private static final ActorTestKit testKit = ActorTestKit.create();
+
+  @AfterAll
+  static void shutdown() {
+    testKit.shutdownTestKit();
+  }
+
+  private final ManualClock clock = new ManualClock();
+  private final TestProbe<ClusterSharding.ShardCommand> shard = testKit.createTestProbe();
+  private final TestProbe<ScopeEntity.Published> published = testKit.createTestProbe();
+
+  private ActorRef<ScopeEntity.Command> entity(String scope, Object... settings) {
+    ScopecastSettings s = TestSettings.with(settings);
+    return testKit.spawn(ScopeEntity.create(ScopeId.of(scope),
+        new ScopeEntity.Deps(s, new ScopecastMetrics(), "node-a", clock), shard.getRef()));
+  }
+
+  private ScopeEntity.Published publish(ActorRef<ScopeEntity.Command> e, String event, String payload) {
+    e.tell(new ScopeEntity.Publish(event, payload, null, published.getRef()));
+    return published.receiveMessage();
+  }
+
+  private NodeFanout.Attach subscribe(ActorRef<ScopeEntity.Command> e, TestProbe<ConnectionActor.Command> conn,
+      TestProbe<NodeFanout.Command> node, Position since) {
+    e.tell(new ScopeEntity.Subscribe(conn.getRef(), node.getRef(), "u1", since, 7));
+    return node.expectMessageClass(NodeFanout.Attach.class);
+  }
+
+  private List<HistoryEntry> history(ActorRef<ScopeEntity.Command> e, long after, int limit) {
+    TestProbe<ScopeEntity.HistoryPage> probe = testKit.createTestProbe();
+    e.tell(new ScopeEntity.ReadHistory(after, limit, probe.getRef()));
+    return probe.receiveMessage().events();
+  }
+
+  @Test
+  void offsetsAreOneTwoThreeWithoutGapsInOneEpoch() {
+    ActorRef<ScopeEntity.Command> e = entity("task:seq");
+    ScopeEntity.Published a = publish(e, "e", "1");
+    ScopeEntity.Published b = publish(e, "e", "2");
+    ScopeEntity.Published c = publish(e, "e", "3");
+    assertEquals(List.of(1L, 2L, 3L), List.of(a.offset(), b.offset(), c.offset()));
+    assertEquals(a.epoch(), c.epoch());
+    assertFalse(a.epoch().isEmpty());
+  }
+
+  @Test
+  void eachScopeStartsItsOwnRandomEpoch() {
+    assertNotEquals(publish(entity("task:ep1"), "e", "1").epoch(), publish(entity("task:ep2"), "e", "1").epoch());
+  }
+
+  @Test
+  void oneDeliverPerNodeWithSubscribersCarryingTheFrameEncodedOnce() throws Exception {
+    ActorRef<ScopeEntity.Command> e = entity("workspace:fan");
+    TestProbe<NodeFanout.Command> nodeA = testKit.createTestProbe();
+    TestProbe<NodeFanout.Command> nodeB = testKit.createTestProbe();
+    subscribe(e, testKit.createTestProbe(), nodeA, null);
+    subscribe(e, testKit.createTestProbe(), nodeA, null);
+    subscribe(e, testKit.createTestProbe(), nodeB, null);
+
+    publish(e, "issue:created", "{\"id\":1}");
+
+    NodeFanout.Deliver da = nodeA.expectMessageClass(NodeFanout.Deliver.class);
+    NodeFanout.Deliver db = nodeB.expectMessageClass(NodeFanout.Deliver.class);
+    nodeA.expectNoMessage(Duration.ofMillis(100));
+    assertSame(da.frame(), db.frame(), "the frame is encoded once and shared");
+    JsonNode frame = Json.parse(da.frame());
+    assertEquals("event", frame.get("type").asText());
+    assertEquals("workspace:fan", frame.get("scope").asText());
+    assertEquals(1, frame.get("offset").asLong());
+    assertEquals("issue:created", frame.get("event").asText());
+    assertEquals(1, frame.get("payload").get("id").asInt());
+    assertEquals(clock.millis(), frame.get("ts").asLong());
+  }
+
+  @Test
+  void subscribeIsAnsweredThroughTheFanoutWithTheCurrentPosition() {
+    ActorRef<ScopeEntity.Command> e = entity("task:pos");
+    ScopeEntity.Published last = publish(e, "e", "1");
+    publish(e, "e", "2");
+    NodeFanout.Attach a = subscribe(e, testKit.createTestProbe(), testKit.createTestProbe(), null);
+    assertEquals("task:pos", a.scope());
+    assertEquals(last.epoch(), a.epoch());
+    assertEquals(2, a.offset());
+    assertTrue(a.recovered());
+    assertEquals(7, a.requestId());
+  }
+
+  @Test
+  void historyKeepsOnlyTheNewestHistorySizeEvents() {
+    ActorRef<ScopeEntity.Command> e = entity("task:bounded", "scopecast.history.size", 3);
+    for (int i = 1; i <= 5; i++) publish(e, "e", Integer.toString(i));
+    assertEquals(List.of(3L, 4L, 5L), history(e, 0, 10).stream().map(HistoryEntry::offset).toList());
+    assertEquals(List.of(4L), history(e, 3, 1).stream().map(HistoryEntry::offset).toList());
+  }
+
+  @Test
+  void eventsOlderThanTheTtlLeaveTheHistoryButTheEpochStays() {
+    ActorRef<ScopeEntity.Command> e = entity("task:ttl", "scopecast.history.ttl", "1m");
+    ScopeEntity.Published first = publish(e, "e", "1");
+    clock.advance(Duration.ofSeconds(50));
+    publish(e, "e", "2");
+    clock.advance(Duration.ofSeconds(20));
+    assertEquals(List.of(2L), history(e, 0, 10).stream().map(HistoryEntry::offset).toList());
+    assertEquals(first.epoch(), publish(e, "e", "3").epoch());
+  }
+
+  @Test
+  void sinceInTheSameEpochWithTheRangeHeldIsRecovered() {
+    ActorRef<ScopeEntity.Command> e = entity("task:rec1");
+    String epoch = publish(e, "e", "1").epoch();
+    publish(e, "e", "2");
+    publish(e, "e", "3");
+    assertTrue(subscribe(e, testKit.createTestProbe(), testKit.createTestProbe(), new Position(epoch, 1)).recovered());
+    assertTrue(subscribe(e, testKit.createTestProbe(), testKit.createTestProbe(), new Position(epoch, 0)).recovered());
+    assertTrue(subscribe(e, testKit.createTestProbe(), testKit.createTestProbe(), new Position(epoch, 3)).recovered(),
+        "since at the current offset needs nothing replayed");
+  }
+
+  @Test
+  void anotherEpochIsNotRecovered() {
+    ActorRef<ScopeEntity.Command> e = entity("task:rec2");
+    publish(e, "e", "1");
+    assertFalse(subscribe(e, testKit.createTestProbe(), testKit.createTestProbe(), new Position("other", 0)).recovered());
+  }
+
+  @Test
+  void sinceBeyondTheCurrentOffsetIsNotRecovered() {
+    ActorRef<ScopeEntity.Command> e = entity("task:rec3");
+    String epoch = publish(e, "e", "1").epoch();
+    assertFalse(subscribe(e, testKit.createTestProbe(), testKit.createTestProbe(), new Position(epoch, 2)).recovered());
+  }
+
+  @Test
+  void sinceOlderThanTheKeptHistoryIsNotRecovered() {
+    ActorRef<ScopeEntity.Command> e = entity("task:rec4", "scopecast.history.size", 2);
+    String epoch = publish(e, "e", "1").epoch();
+    for (int i = 2; i <= 4; i++) publish(e, "e", Integer.toString(i));
+    assertFalse(subscribe(e, testKit.createTestProbe(), testKit.createTestProbe(), new Position(epoch, 1)).recovered());
+    assertTrue(subscribe(e, testKit.createTestProbe(), testKit.createTestProbe(), new Position(epoch, 2)).recovered());
+  }
+
+  @Test
+  void sinceWhoseEventsExpiredIsNotRecoveredButTheCurrentPositionIs() {
+    ActorRef<ScopeEntity.Command> e = entity("task:rec5", "scopecast.history.ttl", "1m");
+    String epoch = publish(e, "e", "1").epoch();
+    publish(e, "e", "2");
+    clock.advance(Duration.ofMinutes(2));
+    assertFalse(subscribe(e, testKit.createTestProbe(), testKit.createTestProbe(), new Position(epoch, 1)).recovered());
+    assertTrue(subscribe(e, testKit.createTestProbe(), testKit.createTestProbe(), new Position(epoch, 2)).recovered());
+  }
+
+  @Test
+  void unsubscribedAndStoppedConnectionsGetNoMoreEvents() {
+    ActorRef<ScopeEntity.Command> e = entity("workspace:leave");
+    TestProbe<NodeFanout.Command> node = testKit.createTestProbe();
+    TestProbe<ConnectionActor.Command> stays = testKit.createTestProbe();
+    TestProbe<ConnectionActor.Command> leaves = testKit.createTestProbe();
+    TestProbe<ConnectionActor.Command> dies = testKit.createTestProbe();
+    subscribe(e, stays, node, null);
+    subscribe(e, leaves, node, null);
+    subscribe(e, dies, node, null);
+
+    e.tell(new ScopeEntity.Unsubscribe(leaves.getRef()));
+    assertEquals(leaves.getRef(), node.expectMessageClass(NodeFanout.Detach.class).conn());
+    dies.stop();
+    assertEquals(dies.getRef(), node.expectMessageClass(NodeFanout.Detach.class).conn());
+
+    TestProbe<ScopeEntity.Info> info = testKit.createTestProbe();
+    e.tell(new ScopeEntity.GetInfo(info.getRef()));
+    assertEquals(1, info.receiveMessage().subscribers());
+
+    e.tell(new ScopeEntity.Unsubscribe(stays.getRef()));
+    node.expectMessageClass(NodeFanout.Detach.class);
+    publish(e, "e", "1");
+    node.expectNoMessage(Duration.ofMillis(100));
+  }
+
+  @Test
+  void aRepeatedIdempotencyKeyReturnsTheFirstResultAndDeliversNothing() {
+    ActorRef<ScopeEntity.Command> e = entity("task:idem");
+    TestProbe<NodeFanout.Command> node = testKit.createTestProbe();
+    subscribe(e, testKit.createTestProbe(), node, null);
+    e.tell(new ScopeEntity.Publish("e", "1", "key-1", published.getRef()));
+    ScopeEntity.Published first = published.receiveMessage();
+    node.expectMessageClass(NodeFanout.Deliver.class);
+
+    e.tell(new ScopeEntity.Publish("e", "1", "key-1", published.getRef()));
+    ScopeEntity.Published again = published.receiveMessage();
+    assertEquals(first.offset(), again.offset());
+    assertEquals(first.epoch(), again.epoch());
+    assertTrue(again.duplicate());
+    node.expectNoMessage(Duration.ofMillis(100));
+
+    clock.advance(Duration.ofMinutes(11));
+    e.tell(new ScopeEntity.Publish("e", "1", "key-1", published.getRef()));
+    assertEquals(first.offset() + 1, published.receiveMessage().offset(), "after the 10 minute window the key is new");
+  }
+
+  @Test
+  void idempotencyKeysAreBoundedInNumber() {
+    ActorRef<ScopeEntity.Command> e = entity("task:idem-bound", "scopecast.scope.idempotency-max-keys", 2);
+    e.tell(new ScopeEntity.Publish("e", "1", "a", published.getRef()));
+    long a = published.receiveMessage().offset();
+    e.tell(new ScopeEntity.Publish("e", "1", "b", published.getRef()));
+    published.receiveMessage();
+    e.tell(new ScopeEntity.Publish("e", "1", "c", published.getRef()));
+    published.receiveMessage();
+    e.tell(new ScopeEntity.Publish("e", "1", "a", published.getRef()));
+    assertNotEquals(a, published.receiveMessage().offset(), "the oldest key was forgotten");
+  }
+
+  @Test
+  void clientEventsGoToTheOtherNodesSubscribersAndAreNotStored() throws Exception {
+    ActorRef<ScopeEntity.Command> e = entity("chat:typing");
+    TestProbe<NodeFanout.Command> node = testKit.createTestProbe();
+    TestProbe<ConnectionActor.Command> sender = testKit.createTestProbe();
+    subscribe(e, sender, node, null);
+    subscribe(e, testKit.createTestProbe(), node, null);
+
+    e.tell(new ScopeEntity.ClientPublish(sender.getRef(), "u1", "typing", "{}"));
+    NodeFanout.DeliverEphemeral d = node.expectMessageClass(NodeFanout.DeliverEphemeral.class);
+    assertEquals(sender.getRef(), d.except());
+    JsonNode frame = Json.parse(d.frame());
+    assertEquals("u1", frame.get("from").asText());
+    assertFalse(frame.has("offset"));
+    assertTrue(history(e, 0, 10).isEmpty());
+  }
+
+  @Test
+  void clientEventsFromConnectionsThatAreNotSubscribedAreDropped() {
+    ActorRef<ScopeEntity.Command> e = entity("chat:stranger");
+    TestProbe<NodeFanout.Command> node = testKit.createTestProbe();
+    subscribe(e, testKit.createTestProbe(), node, null);
+    e.tell(new ScopeEntity.ClientPublish(testKit.<ConnectionActor.Command>createTestProbe().getRef(), "x", "typing", "{}"));
+    node.expectNoMessage(Duration.ofMillis(100));
+  }
+
+  @Test
+  void kickClosesTheSubscribersOnEveryNode() {
+    ActorRef<ScopeEntity.Command> e = entity("user:kicked");
+    TestProbe<NodeFanout.Command> nodeA = testKit.createTestProbe();
+    TestProbe<NodeFanout.Command> nodeB = testKit.createTestProbe();
+    subscribe(e, testKit.createTestProbe(), nodeA, null);
+    subscribe(e, testKit.createTestProbe(), nodeB, null);
+    TestProbe<ScopeEntity.Kicked> kicked = testKit.createTestProbe();
+    e.tell(new ScopeEntity.Kick(4003, "bye", false, kicked.getRef()));
+    assertEquals(2, kicked.receiveMessage().connections());
+    assertEquals(4003, nodeA.expectMessageClass(NodeFanout.DisconnectSubscribers.class).code());
+    assertEquals(4003, nodeB.expectMessageClass(NodeFanout.DisconnectSubscribers.class).code());
+  }
+
+  @Test
+  void passivatesOnlyWithoutSubscribersAfterBeingIdle() {
+    ActorRef<ScopeEntity.Command> e = entity("task:idle", "scopecast.scope.passivate-after", "1s",
+        "scopecast.history.ttl", "1s");
+    TestProbe<ConnectionActor.Command> conn = testKit.createTestProbe();
+    TestProbe<NodeFanout.Command> node = testKit.createTestProbe();
+    subscribe(e, conn, node, null);
+    clock.advance(Duration.ofMinutes(5));
+    shard.expectNoMessage(Duration.ofMillis(1500)); // a tick passes: it has a subscriber
+
+    e.tell(new ScopeEntity.Unsubscribe(conn.getRef()));
+    node.expectMessageClass(NodeFanout.Detach.class);
+    clock.advance(Duration.ofMinutes(5));
+    ClusterSharding.ShardCommand cmd = shard.expectMessageClass(ClusterSharding.ShardCommand.class, Duration.ofSeconds(3));
+    assertTrue(cmd instanceof ClusterSharding.Passivate<?>);
+  }
+}

@@ -1,0 +1,209 @@
+package io.scopecast.app;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.scopecast.actors.testing.TestSettings;
+import io.scopecast.actors.testing.Tokens;
+import io.scopecast.app.testing.TestNode;
+import io.scopecast.app.testing.WsClient;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.LongStream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The real server (actor system, cluster, pekko-http) with real WebSocket clients. */
+class ServerIntegrationTest {
+  private static TestNode node;
+
+  @BeforeAll
+  static void start() {
+    node = TestNode.start(
+        "scopecast.connection.outbound-buffer", 16,
+        "scopecast.connection.max-frame-bytes", 4096,
+        "scopecast.connection.max-subscriptions", 3,
+        "scopecast.connection.flood.max-errors", 5,
+        "scopecast.history.size", 50);
+  }
+
+  @AfterAll
+  static void stop() {
+    node.close();
+  }
+
+  private static List<Long> range(long from, long to) {
+    return LongStream.rangeClosed(from, to).boxed().toList();
+  }
+
+  // ---- authentication before the upgrade ------------------------------------------------------
+
+  @Test
+  void badTokensAreRefusedWith401AndUngrantedWorkspacesWith403BeforeUpgrading() {
+    assertEquals(401, WsClient.open(node.ws(""), Map.of("Authorization", "Bearer not.a.jwt")).status());
+    String foreign = Tokens.user("another-secret", "u1", Instant.now().plusSeconds(60));
+    assertEquals(401, WsClient.open(node.ws("token=" + foreign), Map.of()).status());
+    String expired = Tokens.user(TestSettings.SECRET, "u1", Instant.now().minusSeconds(120));
+    assertEquals(401, WsClient.open(node.ws("token=" + expired), Map.of()).status());
+    assertEquals(403, WsClient.open(node.ws("workspace=2&token=" + Tokens.user("u1", "1")), Map.of()).status());
+    WsClient ok = WsClient.open(node.ws("workspace=1&token=" + Tokens.user("u1", "1")), Map.of()).client();
+    ok.send("{\"type\":\"connect\"}");
+    JsonNode connected = ok.expect("connected");
+    assertEquals(List.of("user:u1", "workspace:1"), connected.get("scopes").findValuesAsText("scope"));
+    ok.close();
+  }
+
+  // ---- delivery ------------------------------------------------------------------------------
+
+  @Test
+  void everyClientReceivesEveryPublishedEventInOrder() {
+    List<WsClient> clients = new ArrayList<>();
+    for (int i = 0; i < 4; i++) clients.add(WsClient.connect(node.ws(""), Tokens.user("reader" + i, "order"), "\"workspace\":\"order\""));
+    for (int i = 1; i <= 100; i++) node.publish("workspace:order", "issue:updated", "{\"n\":" + i + "}");
+    for (WsClient c : clients) {
+      c.awaitOffsets("workspace:order", 100, Duration.ofSeconds(20));
+      assertEquals(range(1, 100), c.offsets("workspace:order"));
+      c.close();
+    }
+  }
+
+  @Test
+  void aClientThatReconnectsWithResumeGetsEveryMissedEventExactlyOnce() {
+    WsClient first = WsClient.connect(node.ws(""), Tokens.user("resumer", "res"), "\"workspace\":\"res\"");
+    JsonNode last = null;
+    for (int i = 1; i <= 10; i++) last = node.publish("workspace:res", "e", "{}");
+    first.awaitOffsets("workspace:res", 10, Duration.ofSeconds(10));
+    first.abort();
+    for (int i = 11; i <= 25; i++) node.publish("workspace:res", "e", "{}");
+
+    String epoch = last.get("epoch").asText();
+    WsClient second = WsClient.connect(node.ws(""), Tokens.user("resumer", "res"),
+        "\"workspace\":\"res\",\"resume\":{\"workspace:res\":{\"epoch\":\"" + epoch + "\",\"offset\":10}}");
+    JsonNode entry = second.seen().get(0).get("scopes").get(1);
+    assertEquals("workspace:res", entry.get("scope").asText());
+    assertTrue(entry.get("recovered").asBoolean());
+    node.publish("workspace:res", "e", "{}");
+    second.awaitOffsets("workspace:res", 16, Duration.ofSeconds(10));
+    assertEquals(range(11, 26), second.offsets("workspace:res"));
+    second.close();
+  }
+
+  @Test
+  void aSlowClientIsDisconnectedWith4008WhileAFastOneReceivesEverything() {
+    WsClient fast = WsClient.connect(node.ws(""), Tokens.user("fast", "slowfast"), "\"workspace\":\"slowfast\"");
+    WsClient slow = WsClient.connect(node.ws(""), Tokens.user("slow", "slowfast"), "\"workspace\":\"slowfast\"");
+    slow.stopReading();
+    String payload = "\"" + "x".repeat(16 * 1024) + "\"";
+    int n = 600; // ~10 MB: more than the socket buffers between the server and a client that reads nothing
+    for (int i = 1; i <= n; i++) node.publish("workspace:slowfast", "bulk", payload);
+    fast.awaitOffsets("workspace:slowfast", n, Duration.ofSeconds(60));
+    assertEquals(range(1, n), fast.offsets("workspace:slowfast"));
+    assertFalse(fast.isClosed());
+
+    JsonNode metrics = node.api("GET", "/health/realtime", null).json().get("metrics");
+    assertTrue(metrics.get("slow_consumer_evictions").asLong() >= 1, "the eviction is counted: " + metrics);
+    slow.resumeReading(); // what it finds: a prefix of the events without a gap, then the end of the connection
+    slow.awaitClose(Duration.ofSeconds(30));
+    List<Long> got = slow.offsets("workspace:slowfast");
+    assertTrue(got.size() < n, "the slow client was cut off");
+    assertEquals(range(1, got.size()), got, "no gap in what it did receive");
+    slow.seen().stream().filter(f -> f.path("type").asText().equals("disconnect"))
+        .forEach(d -> assertEquals(4008, d.get("code").asInt()));
+    fast.close();
+  }
+
+  // ---- bad input on the socket ---------------------------------------------------------------
+
+  @Test
+  void badFramesAreAnsweredWithErrorsAndTheConnectionStaysUp() {
+    WsClient c = WsClient.connect(node.ws(""), Tokens.user("badinput"), "");
+    c.send("{not json");
+    assertEquals("bad_request", c.expect("error").get("code").asText());
+    assertEquals("bad_request", c.request("{\"type\":\"frobnicate\",\"id\":\"f\"}", "f").get("code").asText());
+    assertEquals("bad_scope", c.request("{\"type\":\"subscribe\",\"id\":\"s\",\"scope\":\"Not A Scope\"}", "s").get("code").asText());
+    assertEquals("unknown_type", c.request("{\"type\":\"subscribe\",\"id\":\"t\",\"scope\":\"nosuch:1\"}", "t").get("code").asText());
+    assertEquals("bad_request", c.request("{\"type\":\"subscribe\",\"id\":\"m\"}", "m").get("code").asText());
+    assertEquals("pong", c.request("{\"type\":\"ping\",\"id\":\"alive\"}", "alive").get("type").asText());
+    c.close();
+  }
+
+  @Test
+  void aFrameOverMaxFrameBytesIsDisconnectedWith1009() {
+    WsClient c = WsClient.connect(node.ws(""), Tokens.user("big"), "");
+    c.send("{\"type\":\"ping\",\"pad\":\"" + "x".repeat(5000) + "\"}");
+    assertFalse(c.expectDisconnect(1009, Duration.ofSeconds(10)).get("reconnect").asBoolean());
+  }
+
+  @Test
+  void tooManyErrorsAreDisconnectedWith4029() {
+    WsClient c = WsClient.connect(node.ws(""), Tokens.user("noisy"), "");
+    for (int i = 0; i < 6; i++) c.send("{\"type\":\"nope\"}");
+    assertTrue(c.expectDisconnect(4029, Duration.ofSeconds(10)).get("reconnect").asBoolean());
+  }
+
+  @Test
+  void subscriptionsBeyondMaxSubscriptionsAreRefusedWithLimitExceeded() {
+    WsClient c = WsClient.connect(node.ws(""), Tokens.user("many", "m1"), "\"workspace\":\"m1\"");
+    assertEquals("subscribed", c.request("{\"type\":\"subscribe\",\"id\":\"1\",\"scope\":\"task:m1\",\"token\":\""
+        + Tokens.scope("many", "task:m1") + "\"}", "1").get("type").asText());
+    assertEquals("limit_exceeded", c.request("{\"type\":\"subscribe\",\"id\":\"2\",\"scope\":\"task:m2\",\"token\":\""
+        + Tokens.scope("many", "task:m2") + "\"}", "2").get("code").asText());
+    c.close();
+  }
+
+  // ---- the server API ------------------------------------------------------------------------
+
+  @Test
+  void theApiRefusesBadInputWithJsonErrorsAndNeverA500() {
+    assertEquals(401, node.call("POST", "/api/publish", "{}", null).status());
+    assertEquals(401, node.call("POST", "/api/publish", "{}", "wrong").status());
+    for (String body : List.of("", "{", "[]", "42", "{\"scope\":\"task:1\"}", "{\"scope\":\"bad scope\",\"event\":\"e\"}",
+        "{\"scope\":\"task:1\",\"event\":\"no spaces\"}", "{\"scope\":1,\"event\":\"e\"}")) {
+      TestNode.Answer a = node.api("POST", "/api/publish", body);
+      assertEquals(400, a.status(), body + " -> " + a.text());
+      assertNotNull(a.json().get("error").get("code"), a.text());
+    }
+    assertEquals("unknown_type", node.api("POST", "/api/publish", "{\"scope\":\"zzz:1\",\"event\":\"e\"}").json()
+        .get("error").get("code").asText());
+    assertEquals(400, node.api("GET", "/api/history/task:1?limit=0", null).status());
+    assertEquals(400, node.api("GET", "/api/history/task:1?since=-1", null).status());
+    assertEquals(400, node.api("POST", "/api/disconnect", "{\"user\":\"u\",\"code\":2000}").status());
+    assertEquals(404, node.api("GET", "/api/nothing", null).status());
+    assertEquals(405, node.api("GET", "/api/publish", null).status());
+  }
+
+  @Test
+  void historyAndScopeInfoAgreeWithPublishes() {
+    JsonNode p = null;
+    for (int i = 1; i <= 5; i++) p = node.publish("task:hist", "task:updated", "{\"i\":" + i + "}");
+    JsonNode h = node.api("GET", "/api/history/task:hist?since=2&limit=2", null).json();
+    assertEquals(p.get("epoch").asText(), h.get("epoch").asText());
+    assertEquals(5, h.get("offset").asLong());
+    assertEquals(List.of("3", "4"), h.get("events").findValuesAsText("offset"));
+    assertEquals(3, h.get("events").get(0).get("payload").get("i").asInt());
+    JsonNode info = node.api("GET", "/api/scopes/task:hist", null).json();
+    assertEquals(5, info.get("offset").asLong());
+    assertEquals(0, info.get("subscribers").asInt());
+  }
+
+  @Test
+  void kickClosesEveryConnectionOfTheUserWith4003() {
+    WsClient a = WsClient.connect(node.ws(""), Tokens.user("kicked"), "");
+    WsClient b = WsClient.connect(node.ws(""), Tokens.user("kicked"), "");
+    WsClient other = WsClient.connect(node.ws(""), Tokens.user("stays"), "");
+    TestNode.Answer r = node.api("POST", "/api/disconnect", "{\"user\":\"kicked\"}");
+    assertEquals(200, r.status(), r.text());
+    assertEquals(2, r.json().get("connections").asInt());
+    assertFalse(a.expectDisconnect(4003, Duration.ofSeconds(10)).get("reconnect").asBoolean());
+    b.expectDisconnect(4003, Duration.ofSeconds(10));
+    assertEquals("pong", other.request("{\"type\":\"ping\",\"id\":\"x\"}", "x").get("type").asText());
+    other.close();
+  }
+}

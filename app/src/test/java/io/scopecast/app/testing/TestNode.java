@@ -1,0 +1,120 @@
+package io.scopecast.app.testing;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import io.scopecast.actors.protocol.Json;
+import io.scopecast.actors.testing.TestSettings;
+import io.scopecast.app.Guardian;
+import io.scopecast.app.NodeConfig;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+
+/** A real Scopecast node (actor system, cluster, HTTP) in the test JVM, on free loopback ports. */
+public final class TestNode implements AutoCloseable {
+  private static final HttpClient HTTP = HttpClient.newHttpClient();
+
+  public final ActorSystem<Guardian.Command> system;
+  public final Guardian.Node node;
+  public final int clusterPort;
+
+  private TestNode(ActorSystem<Guardian.Command> system, Guardian.Node node, int clusterPort) {
+    this.system = system;
+    this.node = node;
+    this.clusterPort = clusterPort;
+  }
+
+  /** A single node; {@code overrides} are key/value pairs of configuration. */
+  public static TestNode start(Object... overrides) {
+    int port = freePort();
+    return start(port, List.of("127.0.0.1:" + port), overrides);
+  }
+
+  public static TestNode start(int clusterPort, List<String> seeds, Object... overrides) {
+    Map<String, Object> m = new HashMap<>();
+    m.put("scopecast.http.host", "127.0.0.1");
+    m.put("scopecast.http.port", 0);
+    m.put("pekko.remote.artery.canonical.hostname", "127.0.0.1");
+    m.put("pekko.remote.artery.canonical.port", clusterPort);
+    m.put("pekko.coordinated-shutdown.exit-jvm", "off");
+    m.put("pekko.coordinated-shutdown.run-by-jvm-shutdown-hook", "off");
+    m.put("pekko.cluster.jmx.multi-mbeans-in-same-jvm", "on");
+    for (int i = 0; i < overrides.length; i += 2) m.put((String) overrides[i], overrides[i + 1]);
+    m.putIfAbsent("scopecast.auth.jwt-secret", TestSettings.SECRET);
+    m.putIfAbsent("scopecast.auth.api-key", TestSettings.API_KEY);
+    Config base = ConfigFactory.parseMap(m).withFallback(ConfigFactory.load());
+    NodeConfig nc = NodeConfig.from(base, String.join(",", seeds));
+    ActorSystem<Guardian.Command> system = ActorSystem.create(Guardian.create(nc.settings()), NodeConfig.SYSTEM_NAME, nc.config());
+    Guardian.Node node = AskPattern.<Guardian.Command, Guardian.Node>ask(system, Guardian.GetNode::new,
+        Duration.ofSeconds(30), system.scheduler()).toCompletableFuture().join();
+    return new TestNode(system, node, clusterPort);
+  }
+
+  public static int freePort() {
+    try (ServerSocket s = new ServerSocket(0)) {
+      return s.getLocalPort();
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  public int httpPort() {
+    return node.httpAddress().getPort();
+  }
+
+  public URI ws(String query) {
+    return URI.create("ws://127.0.0.1:" + httpPort() + "/ws" + (query.isEmpty() ? "" : "?" + query));
+  }
+
+  /** An API call with the test API key; returns status and parsed body (null when not JSON). */
+  public Answer api(String method, String path, String body) {
+    return call(method, path, body, TestSettings.API_KEY);
+  }
+
+  public Answer call(String method, String path, String body, String key) {
+    HttpRequest.Builder b = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + httpPort() + path))
+        .timeout(Duration.ofSeconds(15))
+        .method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
+    if (key != null) b.header("Authorization", "Bearer " + key);
+    try {
+      HttpResponse<String> r = HTTP.send(b.build(), HttpResponse.BodyHandlers.ofString());
+      JsonNode json = null;
+      try {
+        json = Json.parse(r.body());
+      } catch (Exception notJson) {
+        // left null
+      }
+      return new Answer(r.statusCode(), json, r.body());
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      throw new AssertionError(e);
+    }
+  }
+
+  public record Answer(int status, JsonNode json, String text) {}
+
+  /** POST /api/publish; returns {epoch, offset}. */
+  public JsonNode publish(String scope, String event, String payloadJson) {
+    Answer a = api("POST", "/api/publish", "{\"scope\":\"" + scope + "\",\"event\":\"" + event + "\",\"payload\":" + payloadJson + "}");
+    if (a.status() != 200) throw new AssertionError("publish " + scope + " -> " + a.status() + " " + a.text());
+    return a.json();
+  }
+
+  @Override
+  public void close() {
+    system.terminate();
+    system.getWhenTerminated().toCompletableFuture().join();
+  }
+}
