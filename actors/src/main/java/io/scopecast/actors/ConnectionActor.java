@@ -91,6 +91,9 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
   /** An ephemeral frame (client event, presence change) for this connection. */
   public record Ephemeral(String scope, String frame) implements Command {}
 
+  /** The user's status, from the user's own scope (shared by all their connections). */
+  public record UserStatus(String status, String text) implements Command {}
+
   /** Close this connection with a {@code disconnect} frame (kick, shutdown). */
   public record Disconnect(int code, String reason, boolean reconnect) implements Command {
     public static Disconnect goingAway() {
@@ -111,6 +114,8 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
   private record SubscribeTimedOut(String scope, long requestId) implements Command {}
 
   private record PageTimedOut(String scope, long pageRequest) implements Command {}
+
+  private record PresenceAnswer(JsonNode id, String scope, ScopeEntity.PresenceMembers members) implements Command {}
 
   private enum Timer implements Command { HANDSHAKE_TIMEOUT, SEND_PING, HEARTBEAT_CHECK, CLOSE_TIMEOUT }
 
@@ -197,6 +202,9 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
   private final Map<String, Sub> subs = new LinkedHashMap<>();
   private long nextRequestId = 1;
   private long unansweredPingSince;
+  /** The user's status as this connection knows it; sent with subscribes to presence scopes. */
+  private String status = "online";
+  private String statusText = "";
   /** Handshake: the scopes of the connected frame in order, their entries once answered, and the error frames that follow it. */
   private final LinkedHashMap<String, ServerFrames.ScopeEntry> handshakeEntries = new LinkedHashMap<>();
   private final List<String> handshakeErrors = new ArrayList<>();
@@ -242,6 +250,8 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
         .onMessage(SubscribeTimedOut.class, this::onSubscribeTimedOut)
         .onMessage(PageTimedOut.class, this::onPageTimedOut)
         .onMessage(Disconnect.class, d -> close(d.code(), d.reason(), d.reconnect()))
+        .onMessage(UserStatus.class, this::onUserStatus)
+        .onMessage(PresenceAnswer.class, this::onPresenceAnswer)
         .onMessageEquals(Timer.HANDSHAKE_TIMEOUT, () -> close(4001, "no connect frame within the handshake timeout", false))
         .onMessageEquals(Timer.SEND_PING, this::onSendPing)
         .onMessageEquals(Timer.HEARTBEAT_CHECK, () -> close(4009, "heartbeat timeout", true))
@@ -463,7 +473,8 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
     sub.since = since;
     if (sub.stage == Stage.AUTHORIZING) sub.stage = Stage.SUBSCRIBING;
     deps.scopes().apply(sub.name).tell(
-        new ScopeEntity.Subscribe(getContext().getSelf(), deps.fanout(), claims.user(), since, sub.requestId));
+        new ScopeEntity.Subscribe(getContext().getSelf(), deps.fanout(), claims.user(), since, sub.requestId, status,
+            statusText));
     timers.startSingleTimer(timerKey("sub", sub.name), new SubscribeTimedOut(sub.name, sub.requestId),
         deps.settings().api().timeout());
   }
@@ -580,11 +591,46 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
   }
 
   private void onPresenceQuery(ClientFrame.PresenceQuery q) {
-    refuse(q.id(), ProtocolError.badRequest("presence is not available yet"), null);
+    if (!deps.settings().type(q.scope().type()).presence()) {
+      refuse(q.id(), ProtocolError.badRequest("scope type " + q.scope().type() + " has no presence"), null);
+      return;
+    }
+    Sub sub = subs.get(q.scope().toString());
+    if (sub == null || sub.stage != Stage.ACTIVE) {
+      refuse(q.id(), ProtocolError.of(ErrorCode.NOT_SUBSCRIBED, "not subscribed to " + q.scope()), null);
+      return;
+    }
+    String scope = sub.name;
+    RecipientRef<ScopeEntity.Command> owner = sub.entity != null ? sub.entity : deps.scopes().apply(scope);
+    getContext().ask(ScopeEntity.PresenceMembers.class, owner, deps.settings().api().timeout(),
+        ScopeEntity.GetPresence::new, (members, err) -> new PresenceAnswer(q.id(), scope, err == null ? members : null));
   }
 
+  private Behavior<Command> onPresenceAnswer(PresenceAnswer a) {
+    if (a.members() == null) {
+      send(ServerFrames.error(a.id(), ProtocolError.of(ErrorCode.UNAVAILABLE, "scope " + a.scope() + " did not answer, try again")));
+    } else {
+      send(ServerFrames.presence(a.id(), a.scope(), a.members().members()));
+    }
+    return this;
+  }
+
+  /** A status frame goes to the user's own scope, which tells every connection of the user (this one too). */
   private void onStatus(ClientFrame.Status s) {
+    deps.scopes().apply(ScopeId.user(claims.user()).toString()).tell(new ScopeEntity.SetUserStatus(s.status(), s.text()));
     send(ServerFrames.ack(s.id()));
+  }
+
+  private Behavior<Command> onUserStatus(UserStatus u) {
+    if (u.status().equals(status) && u.text().equals(statusText)) return this;
+    status = u.status();
+    statusText = u.text();
+    for (Sub sub : subs.values()) {
+      if (sub.stage != Stage.AUTHORIZING && deps.settings().type(sub.scope.type()).presence()) {
+        deps.scopes().apply(sub.name).tell(new ScopeEntity.UpdateStatus(getContext().getSelf(), status, statusText));
+      }
+    }
+    return this;
   }
 
   // ---- delivery (§5) -------------------------------------------------------------------------

@@ -44,6 +44,19 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
   /** An ephemeral frame (client event, presence) for the local subscribers except {@code except}. */
   public record DeliverEphemeral(String scope, String frame, ActorRef<ConnectionActor.Command> except) implements Remote {}
 
+  /** One presence frame and the connection that caused it (it does not get the frame; null: none). */
+  public record PresenceFrame(String frame, ActorRef<ConnectionActor.Command> except) {}
+
+  /** A batch of presence frames for the local subscribers of a scope. */
+  public record DeliverPresence(String scope, List<PresenceFrame> frames) implements Remote {}
+
+  /**
+   * The user's status changed (sent by the user's own {@code user:} scope): for its local
+   * subscribers, or only {@code only} when set.
+   */
+  public record UserStatus(String scope, String status, String text, ActorRef<ConnectionActor.Command> only)
+      implements Remote {}
+
   /** Closes the local subscribers of a scope (POST /api/disconnect goes to the user's own scope). */
   public record DisconnectSubscribers(String scope, int code, String reason, boolean reconnect) implements Remote {}
 
@@ -86,6 +99,8 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
     return newReceiveBuilder()
         .onMessage(Deliver.class, this::onDeliver)
         .onMessage(DeliverEphemeral.class, this::onDeliverEphemeral)
+        .onMessage(DeliverPresence.class, this::onDeliverPresence)
+        .onMessage(UserStatus.class, this::onUserStatus)
         .onMessage(Attach.class, this::onAttach)
         .onMessage(Detach.class, this::onDetach)
         .onMessage(DisconnectSubscribers.class, this::onDisconnectSubscribers)
@@ -117,6 +132,29 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
         if (!c.equals(d.except())) c.tell(frame);
       }
     }
+    return this;
+  }
+
+  private Behavior<Command> onDeliverPresence(DeliverPresence d) {
+    Set<ActorRef<ConnectionActor.Command>> conns = subscribers.get(d.scope());
+    if (conns == null) return this;
+    for (PresenceFrame f : d.frames()) {
+      ConnectionActor.Ephemeral frame = new ConnectionActor.Ephemeral(d.scope(), f.frame());
+      for (ActorRef<ConnectionActor.Command> c : conns) {
+        if (!c.equals(f.except())) c.tell(frame);
+      }
+    }
+    return this;
+  }
+
+  private Behavior<Command> onUserStatus(UserStatus u) {
+    ConnectionActor.UserStatus msg = new ConnectionActor.UserStatus(u.status(), u.text());
+    if (u.only() != null) {
+      u.only().tell(msg);
+      return this;
+    }
+    Set<ActorRef<ConnectionActor.Command>> conns = subscribers.get(u.scope());
+    if (conns != null) conns.forEach(c -> c.tell(msg));
     return this;
   }
 

@@ -4,6 +4,7 @@ import io.scopecast.actors.history.Epochs;
 import io.scopecast.actors.history.HistoryEntry;
 import io.scopecast.actors.history.MemoryHistory;
 import io.scopecast.actors.metrics.ScopecastMetrics;
+import io.scopecast.actors.presence.PresenceTracker;
 import io.scopecast.actors.protocol.Position;
 import io.scopecast.actors.protocol.ScopeId;
 import io.scopecast.actors.protocol.ServerFrames;
@@ -48,7 +49,12 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
    * (null: none) can be recovered from history.
    */
   public record Subscribe(ActorRef<ConnectionActor.Command> conn, ActorRef<NodeFanout.Command> fanout, String user,
-      Position since, long requestId) implements Command {}
+      Position since, long requestId, String status, String statusText) implements Command {
+    public Subscribe(ActorRef<ConnectionActor.Command> conn, ActorRef<NodeFanout.Command> fanout, String user,
+        Position since, long requestId) {
+      this(conn, fanout, user, since, requestId, null, null);
+    }
+  }
 
   public record Unsubscribe(ActorRef<ConnectionActor.Command> conn) implements Command {}
 
@@ -75,6 +81,21 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
 
   public record Kicked(int connections) implements CborSerializable {}
 
+  /** A subscriber's user changed status (§6): updates the scope's presence. */
+  public record UpdateStatus(ActorRef<ConnectionActor.Command> conn, String status, String text) implements Command {}
+
+  /**
+   * Sent to the user's own {@code user:} scope, which knows all the user's connections: stores the
+   * status and tells every connection, which then update their presence scopes.
+   */
+  public record SetUserStatus(String status, String text) implements Command {}
+
+  public record GetPresence(ActorRef<PresenceMembers> replyTo) implements Command {}
+
+  /** {@code enabled} is false for scope types without presence. */
+  public record PresenceMembers(String scope, boolean enabled, List<ServerFrames.Member> members)
+      implements CborSerializable {}
+
   public record GetInfo(ActorRef<Info> replyTo) implements Command {}
 
   public record Info(String scope, String epoch, long offset, String node, int subscribers) implements CborSerializable {}
@@ -82,6 +103,8 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   private record SubscriberStopped(ActorRef<ConnectionActor.Command> conn) implements Command {}
 
   private enum Tick implements Command { INSTANCE }
+
+  private enum FlushPresence implements Command { INSTANCE }
 
   /** What every scope entity of a node shares. */
   public record Deps(ScopecastSettings settings, ScopecastMetrics metrics, String nodeId, Clock clock) {
@@ -112,6 +135,13 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   private final ActorRef<ClusterSharding.ShardCommand> shard;
   private final MemoryHistory history;
   private final long idleBeforePassivationMillis;
+  /** Null for scope types without presence. */
+  private final PresenceTracker<ActorRef<ConnectionActor.Command>> presence;
+  private final long presenceIntervalMillis;
+  private long lastPresenceFlush;
+  /** In a user's own scope: the user's status, shared by all their connections (§13.13). */
+  private String userStatus = "online";
+  private String userStatusText = "";
 
   private String epoch = Epochs.next();
   private long offset;
@@ -138,6 +168,9 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
     long tick = Math.max(1000, Math.min(60_000, idleBeforePassivationMillis / 4));
     timers.startTimerWithFixedDelay(Tick.INSTANCE, Duration.ofMillis(tick));
     this.lastActivity = deps.clock().millis();
+    this.presence = type.presence()
+        ? new PresenceTracker<>(scopeName, deps.settings().presence().maxMembersDetailed()) : null;
+    this.presenceIntervalMillis = deps.settings().presence().batchInterval().toMillis();
     deps.metrics().scopesActive.inc();
   }
 
@@ -152,9 +185,14 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
         .onMessage(ReadHistory.class, this::onReadHistory)
         .onMessage(GetInfo.class, this::onGetInfo)
         .onMessage(Kick.class, this::onKick)
+        .onMessage(UpdateStatus.class, this::onUpdateStatus)
+        .onMessage(SetUserStatus.class, this::onSetUserStatus)
+        .onMessage(GetPresence.class, this::onGetPresence)
+        .onMessageEquals(FlushPresence.INSTANCE, this::flushPresence)
         .onMessageEquals(Tick.INSTANCE, this::onTick)
         .onSignal(PostStop.class, s -> {
           deps.metrics().scopesActive.dec();
+          if (presence != null) deps.metrics().presenceMembers.dec(presence.size());
           return this;
         })
         .build();
@@ -203,13 +241,20 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   private Behavior<Command> onSubscribe(Subscribe s) {
     lastActivity = deps.clock().millis();
     Subscriber previous = subscribers.put(s.conn(), new Subscriber(s.user(), s.fanout()));
-    if (previous == null) {
-      getContext().watchWith(s.conn(), new SubscriberStopped(s.conn()));
-      nodes.merge(s.fanout(), 1, Integer::sum);
-    }
     boolean recovered = s.since() == null || canRecover(s.since());
     s.fanout().tell(new NodeFanout.Attach(scopeName, s.conn(), getContext().getSelf(), epoch, offset, recovered,
         s.requestId()));
+    if (previous == null) {
+      getContext().watchWith(s.conn(), new SubscriberStopped(s.conn()));
+      nodes.merge(s.fanout(), 1, Integer::sum);
+      if (presence != null && presence.connectionAdded(s.user(), s.conn(), s.status(), s.statusText())) {
+        deps.metrics().presenceMembers.inc();
+      }
+      if (presence != null) presenceChanged();
+      if (isUserScope() && (!userStatus.equals("online") || !userStatusText.isEmpty())) {
+        s.fanout().tell(new NodeFanout.UserStatus(scopeName, userStatus, userStatusText, s.conn()));
+      }
+    }
     return this;
   }
 
@@ -227,6 +272,64 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
     getContext().unwatch(conn);
     s.fanout().tell(new NodeFanout.Detach(scopeName, conn));
     nodes.computeIfPresent(s.fanout(), (k, n) -> n > 1 ? n - 1 : null);
+    if (presence != null) {
+      if (presence.connectionRemoved(s.user(), conn)) deps.metrics().presenceMembers.dec();
+      presenceChanged();
+    }
+    if (subscribers.isEmpty() && isUserScope()) {
+      userStatus = "online"; // status resets when the user's last connection is gone
+      userStatusText = "";
+    }
+    return this;
+  }
+
+  // ---- presence (§6) -------------------------------------------------------------------------
+
+  private boolean isUserScope() {
+    return scope.type().equals("user");
+  }
+
+  private Behavior<Command> onUpdateStatus(UpdateStatus u) {
+    Subscriber s = subscribers.get(u.conn());
+    if (presence != null && s != null && presence.statusChanged(s.user(), u.conn(), u.status(), u.text())) {
+      presenceChanged();
+    }
+    return this;
+  }
+
+  private Behavior<Command> onSetUserStatus(SetUserStatus u) {
+    if (!isUserScope() || subscribers.isEmpty()) return this;
+    userStatus = u.status();
+    userStatusText = u.text();
+    NodeFanout.UserStatus msg = new NodeFanout.UserStatus(scopeName, userStatus, userStatusText, null);
+    for (ActorRef<NodeFanout.Command> node : nodes.keySet()) node.tell(msg);
+    return this;
+  }
+
+  private Behavior<Command> onGetPresence(GetPresence g) {
+    g.replyTo().tell(new PresenceMembers(scopeName, presence != null, presence == null ? List.of() : presence.members()));
+    return this;
+  }
+
+  /**
+   * Presence changes go out at most once per batch interval: the first change after a quiet
+   * interval at once, later ones together when the interval is over.
+   */
+  private void presenceChanged() {
+    if (!presence.hasChanges() || timers.isTimerActive(FlushPresence.INSTANCE)) return;
+    long wait = lastPresenceFlush + presenceIntervalMillis - System.currentTimeMillis();
+    if (wait <= 0) flushPresence();
+    else timers.startSingleTimer(FlushPresence.INSTANCE, Duration.ofMillis(wait));
+  }
+
+  private Behavior<Command> flushPresence() {
+    lastPresenceFlush = System.currentTimeMillis();
+    List<PresenceTracker.Announcement<ActorRef<ConnectionActor.Command>>> out = presence.flush();
+    if (out.isEmpty() || nodes.isEmpty()) return this;
+    List<NodeFanout.PresenceFrame> frames = out.stream()
+        .map(a -> new NodeFanout.PresenceFrame(a.frame(), a.except())).toList();
+    NodeFanout.DeliverPresence d = new NodeFanout.DeliverPresence(scopeName, frames);
+    for (ActorRef<NodeFanout.Command> node : nodes.keySet()) node.tell(d);
     return this;
   }
 

@@ -303,4 +303,80 @@ class ConnectionActorTest {
     a.expect("pong");
     assertTrue(a.seen().stream().noneMatch(f -> f.path("type").asText().equals("event")), "no echo to the sender");
   }
+
+  // ---- client events and presence (§6, §7) ---------------------------------------------------
+
+  private SocketHarness joined(ConnectionActor.Deps deps, String user, String workspace) {
+    SocketHarness c = SocketHarness.open(testKit, deps, claims(user, workspace), workspace);
+    c.send("{\"type\":\"connect\"}");
+    c.expect("connected");
+    return c;
+  }
+
+  @Test
+  void clientEventsAreRateLimitedPerConnectionAndScope() {
+    SocketHarness c = joined(node("scopecast.client-events.rate-per-second", 0.001, "scopecast.client-events.burst", 3), "sam", "rl");
+    List<String> replies = new java.util.ArrayList<>();
+    for (int i = 0; i < 4; i++) {
+      c.send("{\"type\":\"publish\",\"id\":" + i + ",\"scope\":\"workspace:rl\",\"event\":\"typing\",\"payload\":{}}");
+      JsonNode r = c.expect(f -> f.has("id"), "reply", Duration.ofSeconds(5));
+      replies.add(r.get("type").asText() + (r.has("code") ? ":" + r.get("code").asText() : ""));
+    }
+    assertEquals(List.of("ack", "ack", "ack", "error:rate_limited"), replies);
+    assertEquals(1.0, metrics.rateLimited.get());
+  }
+
+  @Test
+  void clientEventsNeedASubscriptionAndAnAllowedName() {
+    SocketHarness c = joined(node(), "tia", "ce");
+    c.send("{\"type\":\"publish\",\"id\":1,\"scope\":\"workspace:other\",\"event\":\"typing\"}");
+    assertEquals("not_subscribed", c.expect("error").get("code").asText());
+    c.send("{\"type\":\"publish\",\"id\":2,\"scope\":\"workspace:ce\",\"event\":\"issue:created\"}");
+    assertEquals("forbidden", c.expect("error").get("code").asText());
+  }
+
+  @Test
+  void aStatusChangeIsAnnouncedToTheOtherMembersAndListedByPresence() {
+    ConnectionActor.Deps deps = node("scopecast.presence.batch-interval", "50ms");
+    SocketHarness ann = joined(deps, "ann", "team");
+    SocketHarness bob = joined(deps, "bob", "team");
+    JsonNode join = ann.expect("presence.join");
+    assertEquals("bob", join.get("user").asText());
+
+    ann.send("{\"type\":\"status\",\"id\":9,\"status\":\"away\",\"text\":\"lunch\"}");
+    ann.expect("ack");
+    JsonNode update = bob.expect("presence.update");
+    assertEquals("ann", update.get("user").asText());
+    assertEquals("away", update.get("status").asText());
+    assertEquals("lunch", update.get("text").asText());
+
+    bob.send("{\"type\":\"presence\",\"id\":\"p\",\"scope\":\"workspace:team\"}");
+    JsonNode members = bob.expect("presence").get("members");
+    assertEquals(2, members.size());
+    assertEquals("ann", members.get(0).get("user").asText());
+    assertEquals("away", members.get(0).get("status").asText());
+
+    bob.send("{\"type\":\"presence\",\"id\":\"q\",\"scope\":\"user:bob\"}");
+    assertEquals("bad_request", bob.expect("error").get("code").asText(), "user scopes have no presence");
+    bob.send("{\"type\":\"presence\",\"id\":\"r\",\"scope\":\"workspace:nope\"}");
+    assertEquals("not_subscribed", bob.expect("error").get("code").asText());
+  }
+
+  @Test
+  void ephemeralFramesAreShedUnderPressureAndOnlyDurableEventsEvict() {
+    ConnectionActor.Deps deps = node("scopecast.connection.outbound-buffer", 8, "scopecast.client-events.burst", 1000,
+        "scopecast.presence.batch-interval", "100ms");
+    SocketHarness typist = joined(deps, "uma", "eph");
+    SocketHarness slow = SocketHarness.slow(testKit, deps, claims("vic", "eph"));
+    slow.sendNoAck("{\"type\":\"connect\",\"workspace\":\"eph\"}");
+    typist.expect(f -> "presence.join".equals(f.path("type").asText()), "vic joining", Duration.ofSeconds(5));
+    for (int i = 0; i < 300; i++) {
+      typist.send("{\"type\":\"publish\",\"id\":" + i + ",\"scope\":\"workspace:eph\",\"event\":\"typing\"}");
+      typist.expect("ack");
+    }
+    assertTrue(metrics.framesDropped.get() > 0, "typing frames were shed");
+    assertEquals(0.0, metrics.slowConsumerEvictions.get(), "typing never evicts");
+    for (int i = 1; i <= 300 && metrics.slowConsumerEvictions.get() == 0; i++) publish("workspace:eph", i);
+    assertEquals(4008, slow.expect("disconnect").get("code").asInt(), "durable events do");
+  }
 }

@@ -78,7 +78,7 @@ class ScopeEntityTest {
 
   @Test
   void oneDeliverPerNodeWithSubscribersCarryingTheFrameEncodedOnce() throws Exception {
-    ActorRef<ScopeEntity.Command> e = entity("workspace:fan");
+    ActorRef<ScopeEntity.Command> e = entity("task:fan");
     TestProbe<NodeFanout.Command> nodeA = testKit.createTestProbe();
     TestProbe<NodeFanout.Command> nodeB = testKit.createTestProbe();
     subscribe(e, testKit.createTestProbe(), nodeA, null);
@@ -93,7 +93,7 @@ class ScopeEntityTest {
     assertSame(da.frame(), db.frame(), "the frame is encoded once and shared");
     JsonNode frame = Json.parse(da.frame());
     assertEquals("event", frame.get("type").asText());
-    assertEquals("workspace:fan", frame.get("scope").asText());
+    assertEquals("task:fan", frame.get("scope").asText());
     assertEquals(1, frame.get("offset").asLong());
     assertEquals("issue:created", frame.get("event").asText());
     assertEquals(1, frame.get("payload").get("id").asInt());
@@ -179,7 +179,7 @@ class ScopeEntityTest {
 
   @Test
   void unsubscribedAndStoppedConnectionsGetNoMoreEvents() {
-    ActorRef<ScopeEntity.Command> e = entity("workspace:leave");
+    ActorRef<ScopeEntity.Command> e = entity("task:leave");
     TestProbe<NodeFanout.Command> node = testKit.createTestProbe();
     TestProbe<ConnectionActor.Command> stays = testKit.createTestProbe();
     TestProbe<ConnectionActor.Command> leaves = testKit.createTestProbe();
@@ -239,7 +239,7 @@ class ScopeEntityTest {
 
   @Test
   void clientEventsGoToTheOtherNodesSubscribersAndAreNotStored() throws Exception {
-    ActorRef<ScopeEntity.Command> e = entity("chat:typing");
+    ActorRef<ScopeEntity.Command> e = entity("task:typing");
     TestProbe<NodeFanout.Command> node = testKit.createTestProbe();
     TestProbe<ConnectionActor.Command> sender = testKit.createTestProbe();
     subscribe(e, sender, node, null);
@@ -256,7 +256,7 @@ class ScopeEntityTest {
 
   @Test
   void clientEventsFromConnectionsThatAreNotSubscribedAreDropped() {
-    ActorRef<ScopeEntity.Command> e = entity("chat:stranger");
+    ActorRef<ScopeEntity.Command> e = entity("task:stranger");
     TestProbe<NodeFanout.Command> node = testKit.createTestProbe();
     subscribe(e, testKit.createTestProbe(), node, null);
     e.tell(new ScopeEntity.ClientPublish(testKit.<ConnectionActor.Command>createTestProbe().getRef(), "x", "typing", "{}"));
@@ -292,5 +292,119 @@ class ScopeEntityTest {
     clock.advance(Duration.ofMinutes(5));
     ClusterSharding.ShardCommand cmd = shard.expectMessageClass(ClusterSharding.ShardCommand.class, Duration.ofSeconds(3));
     assertTrue(cmd instanceof ClusterSharding.Passivate<?>);
+  }
+
+  // ---- presence ------------------------------------------------------------------------------
+
+  private static List<String> presenceTypes(NodeFanout.DeliverPresence d) {
+    return d.frames().stream().map(f -> {
+      try {
+        JsonNode j = Json.parse(f.frame());
+        return j.get("type").asText() + ":" + j.path("user").asText();
+      } catch (Exception e) {
+        throw new AssertionError(e);
+      }
+    }).toList();
+  }
+
+  private NodeFanout.Attach subscribeAs(ActorRef<ScopeEntity.Command> e, TestProbe<ConnectionActor.Command> conn,
+      TestProbe<NodeFanout.Command> node, String user) {
+    e.tell(new ScopeEntity.Subscribe(conn.getRef(), node.getRef(), user, null, 1));
+    return node.expectMessageClass(NodeFanout.Attach.class);
+  }
+
+  @Test
+  void presenceJoinsAreAnnouncedToTheOtherConnectionsInBatches() {
+    ActorRef<ScopeEntity.Command> e = entity("chat:presence", "scopecast.presence.batch-interval", "300ms");
+    TestProbe<NodeFanout.Command> node = testKit.createTestProbe();
+    TestProbe<ConnectionActor.Command> ann = testKit.createTestProbe();
+    subscribeAs(e, ann, node, "ann");
+    NodeFanout.DeliverPresence first = node.expectMessageClass(NodeFanout.DeliverPresence.class);
+    assertEquals(List.of("presence.join:ann"), presenceTypes(first), "the first change after a quiet interval goes at once");
+    assertEquals(ann.getRef(), first.frames().get(0).except());
+
+    subscribeAs(e, testKit.createTestProbe(), node, "bob");
+    subscribeAs(e, testKit.createTestProbe(), node, "cid");
+    NodeFanout.DeliverPresence batch = node.expectMessageClass(NodeFanout.DeliverPresence.class);
+    assertEquals(List.of("presence.join:bob", "presence.join:cid"), presenceTypes(batch), "later ones are batched");
+  }
+
+  @Test
+  void aUserWithTwoTabsLeavesOnlyWhenTheLastTabCloses() {
+    ActorRef<ScopeEntity.Command> e = entity("workspace:tabs", "scopecast.presence.batch-interval", "50ms");
+    TestProbe<NodeFanout.Command> node = testKit.createTestProbe();
+    TestProbe<ConnectionActor.Command> tab1 = testKit.createTestProbe();
+    TestProbe<ConnectionActor.Command> tab2 = testKit.createTestProbe();
+    subscribeAs(e, testKit.createTestProbe(), node, "bob"); // someone to be told
+    assertEquals(List.of("presence.join:bob"), presenceTypes(node.expectMessageClass(NodeFanout.DeliverPresence.class)));
+    subscribeAs(e, tab1, node, "ann");
+    assertEquals(List.of("presence.join:ann"), presenceTypes(node.expectMessageClass(NodeFanout.DeliverPresence.class)));
+    subscribeAs(e, tab2, node, "ann");
+
+    tab1.stop();
+    node.expectMessageClass(NodeFanout.Detach.class);
+    TestProbe<ScopeEntity.PresenceMembers> members = testKit.createTestProbe();
+    e.tell(new ScopeEntity.GetPresence(members.getRef()));
+    assertEquals(List.of(new io.scopecast.actors.protocol.ServerFrames.Member("ann", 1, "online", ""),
+        new io.scopecast.actors.protocol.ServerFrames.Member("bob", 1, "online", "")), members.receiveMessage().members());
+    node.expectNoMessage(Duration.ofMillis(200));
+
+    tab2.stop(); // e.g. its node died: the death watch makes the leave
+    node.expectMessageClass(NodeFanout.Detach.class);
+    assertEquals(List.of("presence.leave:ann"), presenceTypes(node.expectMessageClass(NodeFanout.DeliverPresence.class)));
+  }
+
+  @Test
+  void aStatusUpdateIsAnnouncedAndListed() {
+    ActorRef<ScopeEntity.Command> e = entity("channel:status", "scopecast.presence.batch-interval", "50ms");
+    TestProbe<NodeFanout.Command> node = testKit.createTestProbe();
+    TestProbe<ConnectionActor.Command> ann = testKit.createTestProbe();
+    subscribeAs(e, ann, node, "ann");
+    node.expectMessageClass(NodeFanout.DeliverPresence.class);
+    e.tell(new ScopeEntity.UpdateStatus(ann.getRef(), "away", "lunch"));
+    NodeFanout.DeliverPresence d = node.expectMessageClass(NodeFanout.DeliverPresence.class);
+    assertEquals(List.of("presence.update:ann"), presenceTypes(d));
+    TestProbe<ScopeEntity.PresenceMembers> members = testKit.createTestProbe();
+    e.tell(new ScopeEntity.GetPresence(members.getRef()));
+    ScopeEntity.PresenceMembers m = members.receiveMessage();
+    assertTrue(m.enabled());
+    assertEquals(List.of(new io.scopecast.actors.protocol.ServerFrames.Member("ann", 1, "away", "lunch")), m.members());
+  }
+
+  @Test
+  void scopeTypesWithoutPresenceAnnounceNothing() {
+    ActorRef<ScopeEntity.Command> e = entity("task:nopresence");
+    TestProbe<NodeFanout.Command> node = testKit.createTestProbe();
+    subscribeAs(e, testKit.createTestProbe(), node, "ann");
+    node.expectNoMessage(Duration.ofMillis(200));
+    TestProbe<ScopeEntity.PresenceMembers> members = testKit.createTestProbe();
+    e.tell(new ScopeEntity.GetPresence(members.getRef()));
+    assertFalse(members.receiveMessage().enabled());
+  }
+
+  @Test
+  void theUsersOwnScopeKeepsTheirStatusUntilTheLastConnectionLeaves() {
+    ActorRef<ScopeEntity.Command> e = entity("user:ann");
+    TestProbe<NodeFanout.Command> node = testKit.createTestProbe();
+    TestProbe<ConnectionActor.Command> tab1 = testKit.createTestProbe();
+    subscribeAs(e, tab1, node, "ann");
+    e.tell(new ScopeEntity.SetUserStatus("busy", "meeting"));
+    NodeFanout.UserStatus all = node.expectMessageClass(NodeFanout.UserStatus.class);
+    assertEquals("busy", all.status());
+    assertEquals(null, all.only());
+
+    TestProbe<ConnectionActor.Command> tab2 = testKit.createTestProbe();
+    subscribeAs(e, tab2, node, "ann");
+    NodeFanout.UserStatus forNewTab = node.expectMessageClass(NodeFanout.UserStatus.class);
+    assertEquals(tab2.getRef(), forNewTab.only());
+    assertEquals("meeting", forNewTab.text());
+
+    tab1.stop();
+    tab2.stop();
+    node.expectMessageClass(NodeFanout.Detach.class);
+    node.expectMessageClass(NodeFanout.Detach.class);
+    TestProbe<ConnectionActor.Command> tab3 = testKit.createTestProbe();
+    subscribeAs(e, tab3, node, "ann");
+    node.expectNoMessage(Duration.ofMillis(200)); // back to online: nothing to tell
   }
 }

@@ -11,6 +11,7 @@ import io.scopecast.actors.protocol.ClientFrameDecoder;
 import io.scopecast.actors.settings.ScopecastSettings;
 import io.scopecast.http.ApiRoutes;
 import io.scopecast.http.HealthRoutes;
+import io.scopecast.http.HookAuthorizer;
 import io.scopecast.http.HttpServer;
 import io.scopecast.http.WebSocketEndpoint;
 import java.net.InetSocketAddress;
@@ -67,7 +68,8 @@ public final class Guardian {
       String nodeId = settings.nodeId();
       TokenVerifier tokens = new TokenVerifier(settings.auth().jwtSecret(), settings.auth().jwtPublicKey(),
           settings.auth().clockSkew());
-      ScopeAuthorizer authorizer = new ClaimsAuthorizer(tokens, null);
+      ScopeAuthorizer hook = settings.auth().hasHook() ? new HookAuthorizer(system, settings.auth(), metrics) : null;
+      ScopeAuthorizer authorizer = new ClaimsAuthorizer(tokens, hook);
       ActorRef<NodeFanout.Command> fanout = ctx.spawn(NodeFanout.create(), "fanout");
 
       ScopeEntity.initSharding(system, new ScopeEntity.Deps(settings, metrics, nodeId));

@@ -9,6 +9,7 @@ import io.scopecast.actors.protocol.Json;
 import io.scopecast.actors.protocol.ProtocolError;
 import io.scopecast.actors.protocol.ScopeId;
 import io.scopecast.actors.protocol.ScopeNames;
+import io.scopecast.actors.protocol.ServerFrames;
 import io.scopecast.actors.settings.ScopecastSettings;
 import java.security.MessageDigest;
 import java.nio.charset.StandardCharsets;
@@ -262,7 +263,17 @@ public final class ApiRoutes extends AllDirectives {
   private Route presence(String scopeText) {
     ScopeNames.Checked scope = ScopeNames.check(scopeText, settings::knowsType);
     if (!scope.ok()) return complete(JsonResponses.error(StatusCodes.BAD_REQUEST, scope.error()));
-    return complete(JsonResponses.error(StatusCodes.NOT_IMPLEMENTED, "unavailable", "presence is not implemented yet"));
+    if (!settings.type(scope.scope().type()).presence()) {
+      return complete(JsonResponses.badRequest("scope type " + scope.scope().type() + " has no presence"));
+    }
+    CompletionStage<ScopeEntity.PresenceMembers> members = scopes.apply(scope.scope().toString())
+        .ask(ScopeEntity.GetPresence::new, timeout);
+    return onComplete(members, r -> r.isFailure() ? complete(unavailable(scope.scope()))
+        : complete(JsonResponses.ok(Json.object(g -> {
+          g.writeArrayFieldStart("members");
+          for (ServerFrames.Member m : r.get().members()) ServerFrames.writeMember(g, m);
+          g.writeEndArray();
+        }))));
   }
 
   // ---- disconnect ----------------------------------------------------------------------------

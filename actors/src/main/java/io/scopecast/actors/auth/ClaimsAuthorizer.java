@@ -35,9 +35,4 @@ public final class ClaimsAuthorizer implements ScopeAuthorizer {
     if (hook != null) return hook.authorize(r);
     return FORBIDDEN;
   }
-
-  /** A decision known without asking anyone (used where waiting is not possible). */
-  public static boolean isImmediate(CompletionStage<Decision> d) {
-    return d.toCompletableFuture().isDone();
-  }
 }

@@ -22,16 +22,22 @@ public final class TestScopes {
 
   private record Stop(String scope) {}
 
+  private final ActorTestKit testKit;
   private final ActorRef<Object> router;
+  private final Map<String, ActorRef<ScopeEntity.Command>> refs = new java.util.concurrent.ConcurrentHashMap<>();
 
   public TestScopes(ActorTestKit testKit, ScopeEntity.Deps deps) {
+    this.testKit = testKit;
     TestProbe<ClusterSharding.ShardCommand> shard = testKit.createTestProbe();
     this.router = testKit.spawn(routerBehavior(deps, shard.getRef()));
   }
 
-  /** Where a connection sends a scope's commands. */
+  /** Where a connection sends a scope's commands (an actor that forwards to the scope's current entity). */
   public RecipientRef<ScopeEntity.Command> ref(String scope) {
-    return command -> router.tell(new Routed(scope, command));
+    return refs.computeIfAbsent(scope, s -> testKit.spawn(Behaviors.<ScopeEntity.Command>receiveMessage(m -> {
+      router.tell(new Routed(s, m));
+      return Behaviors.same();
+    })));
   }
 
   /** Stops the scope's entity, as a crash of its node would; the next message starts a new one. */
