@@ -106,10 +106,22 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
 
   private enum FlushPresence implements Command { INSTANCE }
 
+  /** Sharding's stop message: the scope moves to another node (or passivates). */
+  public enum HandOff implements Command { INSTANCE }
+
+  private enum HandedOff implements Command { INSTANCE }
+
+  private record Restored(ScopeHandoff.ScopeState state) implements Command {}
+
   /** What every scope entity of a node shares. */
-  public record Deps(ScopecastSettings settings, ScopecastMetrics metrics, String nodeId, Clock clock) {
+  public record Deps(ScopecastSettings settings, ScopecastMetrics metrics, String nodeId, Clock clock,
+      ActorRef<ScopeHandoff.Command> handoff) {
+    public Deps(ScopecastSettings settings, ScopecastMetrics metrics, String nodeId, Clock clock) {
+      this(settings, metrics, nodeId, clock, null);
+    }
+
     public Deps(ScopecastSettings settings, ScopecastMetrics metrics, String nodeId) {
-      this(settings, metrics, nodeId, Clock.systemUTC());
+      this(settings, metrics, nodeId, Clock.systemUTC(), null);
     }
   }
 
@@ -118,12 +130,29 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
       org.apache.pekko.actor.typed.ActorSystem<?> system, Deps deps) {
     return ClusterSharding.get(system).init(
         org.apache.pekko.cluster.sharding.typed.javadsl.Entity.of(TYPE_KEY,
-            ctx -> create(ScopeId.of(ctx.getEntityId()), deps, ctx.getShard())));
+                ctx -> create(ScopeId.of(ctx.getEntityId()), deps, ctx.getShard()))
+            .withStopMessage(HandOff.INSTANCE));
   }
 
+  /**
+   * A scope that starts first takes what its previous owner handed off (if it moved rather than
+   * crashed), stashing every message until it knows its epoch and offset.
+   */
   public static Behavior<Command> create(ScopeId scope, Deps deps,
       ActorRef<ClusterSharding.ShardCommand> shard) {
-    return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new ScopeEntity(ctx, timers, scope, deps, shard)));
+    return Behaviors.withStash(10_000, stash -> Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
+      if (deps.handoff() == null) return new ScopeEntity(ctx, timers, scope, deps, shard, null);
+      ctx.ask(ScopeHandoff.Taken.class, deps.handoff(), Duration.ofSeconds(5),
+          replyTo -> new ScopeHandoff.Take(scope.toString(), replyTo),
+          (taken, err) -> new Restored(taken == null ? null : taken.state()));
+      return Behaviors.receive(Command.class)
+          .onMessage(Restored.class, r -> stash.unstashAll(new ScopeEntity(ctx, timers, scope, deps, shard, r.state())))
+          .onAnyMessage(m -> {
+            stash.stash(m);
+            return Behaviors.same();
+          })
+          .build();
+    })));
   }
 
   private record Subscriber(String user, ActorRef<NodeFanout.Command> fanout) {}
@@ -145,6 +174,10 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
 
   private String epoch = Epochs.next();
   private long offset;
+  /** Asked sharding to passivate: stop without handing anything off. */
+  private boolean passivating;
+  /** Handing the state to the next owner: nothing more is sequenced here. */
+  private boolean handingOff;
   private final Map<ActorRef<ConnectionActor.Command>, Subscriber> subscribers = new HashMap<>();
   /** Nodes with subscribers: their fanout and how many subscribers they have. */
   private final Map<ActorRef<NodeFanout.Command>, Integer> nodes = new HashMap<>();
@@ -154,7 +187,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   private record Remembered(Published result, long at) {}
 
   private ScopeEntity(ActorContext<Command> ctx, TimerScheduler<Command> timers, ScopeId scope, Deps deps,
-      ActorRef<ClusterSharding.ShardCommand> shard) {
+      ActorRef<ClusterSharding.ShardCommand> shard, ScopeHandoff.ScopeState restored) {
     super(ctx);
     this.timers = timers;
     this.scope = scope;
@@ -171,6 +204,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
     this.presence = type.presence()
         ? new PresenceTracker<>(scopeName, deps.settings().presence().maxMembersDetailed()) : null;
     this.presenceIntervalMillis = deps.settings().presence().batchInterval().toMillis();
+    if (restored != null) restore(restored);
     deps.metrics().scopesActive.inc();
   }
 
@@ -189,6 +223,8 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
         .onMessage(SetUserStatus.class, this::onSetUserStatus)
         .onMessage(GetPresence.class, this::onGetPresence)
         .onMessageEquals(FlushPresence.INSTANCE, this::flushPresence)
+        .onMessageEquals(HandOff.INSTANCE, this::onHandOff)
+        .onMessageEquals(HandedOff.INSTANCE, Behaviors::stopped)
         .onMessageEquals(Tick.INSTANCE, this::onTick)
         .onSignal(PostStop.class, s -> {
           deps.metrics().scopesActive.dec();
@@ -199,6 +235,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   }
 
   private Behavior<Command> onPublish(Publish p) {
+    if (handingOff) return forwardToNextOwner(p);
     long now = deps.clock().millis();
     lastActivity = now;
     if (p.idempotencyKey() != null) {
@@ -239,6 +276,8 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   }
 
   private Behavior<Command> onSubscribe(Subscribe s) {
+    if (handingOff) return forwardToNextOwner(s);
+    passivating = false;
     lastActivity = deps.clock().millis();
     Subscriber previous = subscribers.put(s.conn(), new Subscriber(s.user(), s.fanout()));
     boolean recovered = s.since() == null || canRecover(s.since());
@@ -366,10 +405,59 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
     return this;
   }
 
+  // ---- moving to another node ---------------------------------------------------------------
+
+  /**
+   * Sharding moves the scope: give epoch, offset, recent history and idempotency keys to the next
+   * owner (through every node's {@link ScopeHandoff}), and stop once they hold it.
+   */
+  private Behavior<Command> onHandOff() {
+    if (passivating || deps.handoff() == null) return Behaviors.stopped();
+    handingOff = true;
+    ScopeHandoff.ScopeState state = snapshot();
+    getContext().ask(ScopeHandoff.Given.class, deps.handoff(), Duration.ofSeconds(10),
+        replyTo -> new ScopeHandoff.Give(state, replyTo), (given, err) -> HandedOff.INSTANCE);
+    return this;
+  }
+
+  private static final int HANDOFF_MAX_HISTORY_BYTES = 512 * 1024;
+  private static final int HANDOFF_MAX_KEYS = 2000;
+
+  private ScopeHandoff.ScopeState snapshot() {
+    history.expire(deps.clock().millis());
+    List<HistoryEntry> all = history.all();
+    int from = all.size();
+    long bytes = 0;
+    while (from > 0 && bytes + all.get(from - 1).frame().length() <= HANDOFF_MAX_HISTORY_BYTES) {
+      bytes += all.get(--from).frame().length();
+    }
+    List<ScopeHandoff.IdempotencyKey> keys = new java.util.ArrayList<>();
+    idempotency.forEach((k, r) -> keys.add(new ScopeHandoff.IdempotencyKey(k, r.result().epoch(), r.result().offset(), r.at())));
+    List<ScopeHandoff.IdempotencyKey> newest = keys.subList(Math.max(0, keys.size() - HANDOFF_MAX_KEYS), keys.size());
+    return new ScopeHandoff.ScopeState(Epochs.next(), scopeName, epoch, offset, List.copyOf(all.subList(from, all.size())),
+        List.copyOf(newest));
+  }
+
+  private void restore(ScopeHandoff.ScopeState s) {
+    epoch = s.epoch();
+    offset = s.offset();
+    for (HistoryEntry e : s.history()) history.append(e);
+    for (ScopeHandoff.IdempotencyKey k : s.idempotencyKeys()) {
+      idempotency.put(k.key(), new Remembered(new Published(k.epoch(), k.offset(), false), k.at()));
+    }
+  }
+
+  /** A command that reached this entity after it started handing off goes through sharding to the next owner. */
+  private Behavior<Command> forwardToNextOwner(Command c) {
+    ClusterSharding.get(getContext().getSystem()).entityRefFor(TYPE_KEY, scopeName).tell(c);
+    return this;
+  }
+
   private Behavior<Command> onTick() {
     long now = deps.clock().millis();
     history.expire(now);
-    if (subscribers.isEmpty() && now - lastActivity >= idleBeforePassivationMillis) {
+    if (subscribers.isEmpty() && now - lastActivity >= idleBeforePassivationMillis && !passivating) {
+      passivating = true;
       shard.tell(new ClusterSharding.Passivate<>(getContext().getSelf()));
     }
     return this;

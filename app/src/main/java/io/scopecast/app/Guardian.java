@@ -3,6 +3,7 @@ package io.scopecast.app;
 import io.scopecast.actors.ConnectionActor;
 import io.scopecast.actors.NodeFanout;
 import io.scopecast.actors.ScopeEntity;
+import io.scopecast.actors.ScopeHandoff;
 import io.scopecast.actors.auth.ClaimsAuthorizer;
 import io.scopecast.actors.auth.ScopeAuthorizer;
 import io.scopecast.actors.auth.TokenVerifier;
@@ -15,6 +16,7 @@ import io.scopecast.http.HookAuthorizer;
 import io.scopecast.http.HttpServer;
 import io.scopecast.http.WebSocketEndpoint;
 import java.net.InetSocketAddress;
+import java.time.Clock;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
@@ -71,8 +73,9 @@ public final class Guardian {
       ScopeAuthorizer hook = settings.auth().hasHook() ? new HookAuthorizer(system, settings.auth(), metrics) : null;
       ScopeAuthorizer authorizer = new ClaimsAuthorizer(tokens, hook);
       ActorRef<NodeFanout.Command> fanout = ctx.spawn(NodeFanout.create(), "fanout");
+      ActorRef<ScopeHandoff.Command> handoff = ctx.spawn(ScopeHandoff.create(), "scope-handoff");
 
-      ScopeEntity.initSharding(system, new ScopeEntity.Deps(settings, metrics, nodeId));
+      ScopeEntity.initSharding(system, new ScopeEntity.Deps(settings, metrics, nodeId, Clock.systemUTC(), handoff));
       ClusterSharding sharding = ClusterSharding.get(system);
       Function<String, EntityRef<ScopeEntity.Command>> scopes = s -> sharding.entityRefFor(ScopeEntity.TYPE_KEY, s);
 
@@ -120,10 +123,7 @@ public final class Guardian {
   private static void registerShutdown(ActorSystem<?> system, ServerBinding binding,
       ActorRef<NodeFanout.Command> fanout, ScopecastSettings settings) {
     CoordinatedShutdown cs = CoordinatedShutdown.get(system);
-    cs.addTask(CoordinatedShutdown.PhaseServiceUnbind(), "scopecast-unbind", () -> {
-      startWatchdog(settings.shutdownTimeout());
-      return binding.unbind();
-    });
+    cs.addTask(CoordinatedShutdown.PhaseServiceUnbind(), "scopecast-unbind", binding::unbind);
     cs.addTask(CoordinatedShutdown.PhaseServiceRequestsDone(), "scopecast-close-clients", () -> {
       Duration period = settings.drainPeriod();
       Duration wait = period.plus(settings.connection().closeGrace()).plusSeconds(1);
@@ -150,18 +150,4 @@ public final class Guardian {
         });
   }
 
-  /** The process exits within scopecast.shutdown-timeout whatever happens during the shutdown. */
-  private static void startWatchdog(Duration timeout) {
-    Thread t = new Thread(() -> {
-      try {
-        Thread.sleep(timeout.toMillis());
-        log.warn("shutdown took longer than {}; halting", timeout);
-        Runtime.getRuntime().halt(1);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    }, "scopecast-shutdown-watchdog");
-    t.setDaemon(true);
-    t.start();
-  }
 }

@@ -3,9 +3,14 @@ package io.scopecast.app;
 import io.scopecast.actors.settings.ScopecastSettings;
 import java.security.SecureRandom;
 import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
+import org.apache.pekko.Done;
 import org.apache.pekko.actor.CoordinatedShutdown;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.slf4j.Logger;
@@ -48,6 +53,28 @@ public final class Main {
     ActorSystem<Guardian.Command> system = ActorSystem.create(
         Guardian.create(settings, () -> new Thread(() -> System.exit(3)).start()), NodeConfig.SYSTEM_NAME, node.config());
     exitCleanlyOnSigterm(system);
+    CoordinatedShutdown.get(system).addTask(CoordinatedShutdown.PhaseBeforeServiceUnbind(), "scopecast-watchdog", () -> {
+      startWatchdog(system, settings.shutdownTimeout());
+      return CompletableFuture.completedFuture(Done.getInstance());
+    });
+  }
+
+  /** The process exits within scopecast.shutdown-timeout of the start of a shutdown, whatever happens. */
+  private static void startWatchdog(ActorSystem<?> system, Duration timeout) {
+    Thread t = new Thread(() -> {
+      try {
+        system.getWhenTerminated().toCompletableFuture().get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+      } catch (TimeoutException e) {
+        log.warn("shutdown took longer than {}; halting", timeout);
+        Runtime.getRuntime().halt(1);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      } catch (ExecutionException e) {
+        // terminated with a failure: the JVM exits on its own
+      }
+    }, "scopecast-shutdown-watchdog");
+    t.setDaemon(true);
+    t.start();
   }
 
   /** The reason a node stops on SIGTERM. */

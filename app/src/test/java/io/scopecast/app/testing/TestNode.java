@@ -18,7 +18,18 @@ import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.Address;
 import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.cluster.ClusterEvent;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Subscribe;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 
 /** A real Scopecast node (actor system, cluster, HTTP) in the test JVM, on free loopback ports. */
@@ -38,10 +49,10 @@ public final class TestNode implements AutoCloseable {
   /** A single node; {@code overrides} are key/value pairs of configuration. */
   public static TestNode start(Object... overrides) {
     int port = freePort();
-    return start(port, List.of("127.0.0.1:" + port), overrides);
+    return inCluster(port, List.of("127.0.0.1:" + port), overrides);
   }
 
-  public static TestNode start(int clusterPort, List<String> seeds, Object... overrides) {
+  public static TestNode inCluster(int clusterPort, List<String> seeds, Object... overrides) {
     Map<String, Object> m = new HashMap<>();
     m.put("scopecast.http.host", "127.0.0.1");
     m.put("scopecast.http.port", 0);
@@ -67,6 +78,29 @@ public final class TestNode implements AutoCloseable {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  /** Waits until this node sees {@code members} members Up. */
+  public void awaitMembersUp(int members, Duration within) {
+    CompletableFuture<Void> done = new CompletableFuture<>();
+    system.systemActorOf(Behaviors.<ClusterEvent.MemberEvent>setup(ctx -> {
+      Cluster.get(ctx.getSystem()).subscriptions().tell(Subscribe.create(ctx.getSelf(), ClusterEvent.MemberEvent.class));
+      Set<Address> up = new HashSet<>();
+      return Behaviors.receiveMessage(e -> {
+        if (e instanceof ClusterEvent.MemberUp) up.add(e.member().address());
+        else up.remove(e.member().address());
+        if (up.size() >= members) {
+          done.complete(null);
+          return Behaviors.stopped();
+        }
+        return Behaviors.same();
+      });
+    }), "await-members-" + UUID.randomUUID(), Props.empty());
+    done.orTimeout(within.toMillis(), TimeUnit.MILLISECONDS).join();
+  }
+
+  public String nodeId() {
+    return "127.0.0.1:" + clusterPort;
   }
 
   public int httpPort() {

@@ -1,0 +1,142 @@
+package io.scopecast.app.testing;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.net.URI;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Supplier;
+
+/**
+ * A client that behaves like a good SDK: it remembers its position in every scope, reconnects
+ * (to any node) with {@code resume}, and checks the no-silent-loss rule of §5 on every frame: per
+ * scope, each event is the next offset after the last known position, except right after a
+ * {@code resync} or a {@code recovered:false}, which set the position anew.
+ */
+public final class ResumingClient {
+  public record Position(String epoch, long offset) {}
+
+  private final String token;
+  private final String connectFields;
+  private final Map<String, Position> positions = new LinkedHashMap<>();
+  private final List<String> violations = new ArrayList<>();
+  private final Map<String, List<Long>> delivered = new LinkedHashMap<>();
+  private int resyncs;
+  private int notRecovered;
+  private WsClient current;
+  private int checkedFrames;
+
+  public ResumingClient(String token, String connectFields) {
+    this.token = token;
+    this.connectFields = connectFields;
+  }
+
+  /** Connects (again) to {@code uri}, resuming every known position. */
+  public ResumingClient connect(URI uri) {
+    if (current != null) {
+      check();
+      current.abort();
+    }
+    StringBuilder resume = new StringBuilder();
+    positions.forEach((scope, p) -> {
+      if (resume.length() > 0) resume.append(',');
+      resume.append('"').append(scope).append("\":{\"epoch\":\"").append(p.epoch()).append("\",\"offset\":").append(p.offset()).append('}');
+    });
+    String fields = connectFields + (resume.length() == 0 ? "" : (connectFields.isEmpty() ? "" : ",") + "\"resume\":{" + resume + "}");
+    current = WsClient.connect(uri, token, fields);
+    checkedFrames = 0;
+    check();
+    return this;
+  }
+
+  public WsClient socket() {
+    return current;
+  }
+
+  /** Applies every frame received so far to the positions, recording violations. */
+  public synchronized ResumingClient check() {
+    List<JsonNode> frames = current.seen();
+    for (; checkedFrames < frames.size(); checkedFrames++) apply(frames.get(checkedFrames));
+    return this;
+  }
+
+  private void apply(JsonNode f) {
+    switch (f.path("type").asText()) {
+      case "connected" -> f.get("scopes").forEach(this::entry);
+      case "subscribed" -> entry(f);
+      case "resync" -> {
+        resyncs++;
+        positions.put(f.get("scope").asText(), new Position(f.get("epoch").asText(), f.get("offset").asLong()));
+      }
+      case "event" -> {
+        if (!f.has("offset")) return;
+        String scope = f.get("scope").asText();
+        long offset = f.get("offset").asLong();
+        Position p = positions.get(scope);
+        if (p == null) {
+          violations.add("event " + scope + "#" + offset + " before any position");
+          return;
+        }
+        if (offset != p.offset() + 1) violations.add(scope + ": expected offset " + (p.offset() + 1) + " in " + p.epoch() + ", got " + offset);
+        positions.put(scope, new Position(p.epoch(), Math.max(offset, p.offset())));
+        delivered.computeIfAbsent(scope + "@" + p.epoch(), k -> new ArrayList<>()).add(offset);
+      }
+      default -> { }
+    }
+  }
+
+  private void entry(JsonNode e) {
+    String scope = e.get("scope").asText();
+    Position known = positions.get(scope);
+    boolean recovered = e.get("recovered").asBoolean();
+    if (known == null || !recovered) {
+      if (known != null) notRecovered++;
+      positions.put(scope, new Position(e.get("epoch").asText(), e.get("offset").asLong()));
+    } else if (!known.epoch().equals(e.get("epoch").asText())) {
+      violations.add(scope + ": recovered:true with another epoch");
+    }
+  }
+
+  /** Waits until the client's position in {@code scope} reaches {@code offset} (in whatever epoch). */
+  public void awaitOffset(String scope, Supplier<Long> target, Duration within) {
+    long deadline = System.nanoTime() + within.toNanos();
+    while (true) {
+      check();
+      Position p = positions.get(scope);
+      if (p != null && p.offset() >= target.get()) return;
+      long left = deadline - System.nanoTime();
+      if (left <= 0) throw new AssertionError("position in " + scope + " is " + p + ", expected " + target.get() + "; violations " + violations);
+      try {
+        current.expect(f -> scope.equals(f.path("scope").asText()), "frames of " + scope, Duration.ofNanos(left));
+      } catch (AssertionError timeout) {
+        // re-checked above
+      }
+    }
+  }
+
+  public Position position(String scope) {
+    check();
+    return positions.get(scope);
+  }
+
+  public List<String> violations() {
+    check();
+    return violations;
+  }
+
+  public int resyncs() {
+    return resyncs;
+  }
+
+  public int notRecovered() {
+    return notRecovered;
+  }
+
+  /** Offsets delivered per scope and epoch, e.g. "workspace:1@Yq3k" -> [1, 2, 3]. */
+  public Map<String, List<Long>> delivered() {
+    check();
+    return delivered;
+  }
+}
