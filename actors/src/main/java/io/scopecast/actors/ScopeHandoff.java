@@ -42,6 +42,7 @@ public final class ScopeHandoff extends AbstractBehavior<ScopeHandoff.Command> {
   public static final Duration KEEP_FOR = Duration.ofSeconds(30);
 
   private static final Duration CONFIRM_WITHIN = Duration.ofSeconds(3);
+  private static final Duration ASK_PEERS_WITHIN = Duration.ofSeconds(1);
 
   public sealed interface Command {}
 
@@ -66,6 +67,11 @@ public final class ScopeHandoff extends AbstractBehavior<ScopeHandoff.Command> {
   public record Keep(ScopeState state, ActorRef<Kept> replyTo) implements Command, CborSerializable {}
 
   public record Kept(String id) implements CborSerializable {}
+
+  /** Between nodes: give up your copy for {@code scope}, if any (asked when the next owner has none). */
+  public record Surrender(String scope, ActorRef<Surrendered> replyTo) implements Command, CborSerializable {}
+
+  public record Surrendered(ScopeState state) implements CborSerializable {}
 
   /** Between nodes: the state with this id was taken; drop the copy. */
   public record Forget(String scope, String id) implements Command, CborSerializable {}
@@ -98,6 +104,10 @@ public final class ScopeHandoff extends AbstractBehavior<ScopeHandoff.Command> {
         .onMessage(Give.class, this::onGive)
         .onMessage(Take.class, this::onTake)
         .onMessage(Keep.class, this::onKeep)
+        .onMessage(Surrender.class, sr -> {
+          sr.replyTo().tell(new Surrendered(kept.remove(sr.scope())));
+          return this;
+        })
         .onMessage(Forget.class, f -> {
           ScopeState s = kept.get(f.scope());
           if (s != null && s.id().equals(f.id())) kept.remove(f.scope());
@@ -136,15 +146,28 @@ public final class ScopeHandoff extends AbstractBehavior<ScopeHandoff.Command> {
     return this;
   }
 
+  /**
+   * The local copy normally is there (the giver waited for every node it knew). A node that joined
+   * just before the hand-off may not have been known to the giver: then the other nodes are asked.
+   */
   private Behavior<Command> onTake(Take t) {
     ScopeState s = kept.remove(t.scope());
-    if (s != null) {
-      Forget forget = new Forget(s.scope(), s.id());
-      for (ActorRef<Command> peer : peers) {
-        if (!peer.equals(getContext().getSelf())) peer.tell(forget);
+    List<ActorRef<Command>> others = peers.stream().filter(p -> !p.equals(getContext().getSelf())).toList();
+    if (s != null || others.isEmpty()) {
+      if (s != null) {
+        Forget forget = new Forget(s.scope(), s.id());
+        others.forEach(peer -> peer.tell(forget));
       }
+      t.replyTo().tell(new Taken(s));
+      return this;
     }
-    t.replyTo().tell(new Taken(s));
+    List<CompletableFuture<Surrendered>> answers = new ArrayList<>();
+    for (ActorRef<Command> peer : others) {
+      answers.add(AskPattern.<Command, Surrendered>ask(peer, replyTo -> new Surrender(t.scope(), replyTo), ASK_PEERS_WITHIN,
+          getContext().getSystem().scheduler()).toCompletableFuture().exceptionally(e -> new Surrendered(null)));
+    }
+    CompletableFuture.allOf(answers.toArray(CompletableFuture[]::new)).whenComplete((v, e) -> t.replyTo().tell(
+        new Taken(answers.stream().map(a -> a.join().state()).filter(java.util.Objects::nonNull).findFirst().orElse(null))));
     return this;
   }
 }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.scopecast.actors.testing.Tokens;
 import io.scopecast.app.testing.ResumingClient;
+import io.scopecast.app.testing.ApiClient;
 import io.scopecast.app.testing.TestNode;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -48,7 +49,7 @@ class ClusterIntegrationTest {
     String body = "{\"scope\":\"" + scope + "\",\"event\":\"e\",\"payload\":{\"i\":" + i + "},\"idempotency_key\":\"k" + i + "\"}";
     for (int attempt = 0; ; attempt++) {
       TestNode node = via.get((i + attempt) % via.size());
-      TestNode.Answer a = node.api("POST", "/api/publish", body);
+      ApiClient.Answer a = node.api("POST", "/api/publish", body);
       if (a.status() == 200) return a.json();
       if (a.status() != 503 || attempt > 20) throw new AssertionError("publish " + i + " -> " + a.status() + " " + a.text());
     }

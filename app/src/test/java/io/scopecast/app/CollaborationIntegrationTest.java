@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.scopecast.actors.testing.Tokens;
+import io.scopecast.app.testing.ApiClient;
 import io.scopecast.app.testing.TestNode;
 import io.scopecast.app.testing.WsClient;
 import io.scopecast.http.testing.HookBackend;

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.scopecast.actors.testing.TestSettings;
 import io.scopecast.actors.testing.Tokens;
+import io.scopecast.app.testing.ApiClient;
 import io.scopecast.app.testing.TestNode;
 import io.scopecast.app.testing.WsClient;
 import java.time.Duration;
@@ -166,7 +167,7 @@ class ServerIntegrationTest {
     assertEquals(401, node.call("POST", "/api/publish", "{}", "wrong").status());
     for (String body : List.of("", "{", "[]", "42", "{\"scope\":\"task:1\"}", "{\"scope\":\"bad scope\",\"event\":\"e\"}",
         "{\"scope\":\"task:1\",\"event\":\"no spaces\"}", "{\"scope\":1,\"event\":\"e\"}")) {
-      TestNode.Answer a = node.api("POST", "/api/publish", body);
+      ApiClient.Answer a = node.api("POST", "/api/publish", body);
       assertEquals(400, a.status(), body + " -> " + a.text());
       assertNotNull(a.json().get("error").get("code"), a.text());
     }
@@ -198,7 +199,7 @@ class ServerIntegrationTest {
     WsClient a = WsClient.connect(node.ws(""), Tokens.user("kicked"), "");
     WsClient b = WsClient.connect(node.ws(""), Tokens.user("kicked"), "");
     WsClient other = WsClient.connect(node.ws(""), Tokens.user("stays"), "");
-    TestNode.Answer r = node.api("POST", "/api/disconnect", "{\"user\":\"kicked\"}");
+    ApiClient.Answer r = node.api("POST", "/api/disconnect", "{\"user\":\"kicked\"}");
     assertEquals(200, r.status(), r.text());
     assertEquals(2, r.json().get("connections").asInt());
     assertFalse(a.expectDisconnect(4003, Duration.ofSeconds(10)).get("reconnect").asBoolean());

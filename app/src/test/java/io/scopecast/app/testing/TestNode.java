@@ -3,7 +3,6 @@ package io.scopecast.app.testing;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
-import io.scopecast.actors.protocol.Json;
 import io.scopecast.actors.testing.TestSettings;
 import io.scopecast.app.Guardian;
 import io.scopecast.app.NodeConfig;
@@ -11,9 +10,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.ServerSocket;
 import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
@@ -34,8 +30,6 @@ import org.apache.pekko.actor.typed.javadsl.AskPattern;
 
 /** A real Scopecast node (actor system, cluster, HTTP) in the test JVM, on free loopback ports. */
 public final class TestNode implements AutoCloseable {
-  private static final HttpClient HTTP = HttpClient.newHttpClient();
-
   public final ActorSystem<Guardian.Command> system;
   public final Guardian.Node node;
   public final int clusterPort;
@@ -111,37 +105,22 @@ public final class TestNode implements AutoCloseable {
     return URI.create("ws://127.0.0.1:" + httpPort() + "/ws" + (query.isEmpty() ? "" : "?" + query));
   }
 
-  /** An API call with the test API key; returns status and parsed body (null when not JSON). */
-  public Answer api(String method, String path, String body) {
-    return call(method, path, body, TestSettings.API_KEY);
+  public ApiClient client() {
+    return new ApiClient("http://127.0.0.1:" + httpPort());
   }
 
-  public Answer call(String method, String path, String body, String key) {
-    HttpRequest.Builder b = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + httpPort() + path))
-        .timeout(Duration.ofSeconds(15))
-        .method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
-    if (key != null) b.header("Authorization", "Bearer " + key);
-    try {
-      HttpResponse<String> r = HTTP.send(b.build(), HttpResponse.BodyHandlers.ofString());
-      JsonNode json = null;
-      try {
-        json = Json.parse(r.body());
-      } catch (Exception notJson) {
-        // left null
-      }
-      return new Answer(r.statusCode(), json, r.body());
-    } catch (IOException e) {
-      throw new UncheckedIOException(e);
-    } catch (InterruptedException e) {
-      throw new AssertionError(e);
-    }
+  /** An API call with the test API key. */
+  public ApiClient.Answer api(String method, String path, String body) {
+    return client().api(method, path, body);
   }
 
-  public record Answer(int status, JsonNode json, String text) {}
+  public ApiClient.Answer call(String method, String path, String body, String key) {
+    return client().call(method, path, body, key);
+  }
 
   /** POST /api/publish; returns {epoch, offset}. */
   public JsonNode publish(String scope, String event, String payloadJson) {
-    Answer a = api("POST", "/api/publish", "{\"scope\":\"" + scope + "\",\"event\":\"" + event + "\",\"payload\":" + payloadJson + "}");
+    ApiClient.Answer a = api("POST", "/api/publish", "{\"scope\":\"" + scope + "\",\"event\":\"" + event + "\",\"payload\":" + payloadJson + "}");
     if (a.status() != 200) throw new AssertionError("publish " + scope + " -> " + a.status() + " " + a.text());
     return a.json();
   }

@@ -1,0 +1,173 @@
+package io.scopecast.app;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.scopecast.actors.testing.TestSettings;
+import io.scopecast.actors.testing.Tokens;
+import io.scopecast.app.testing.ApiClient;
+import io.scopecast.app.testing.JarProcess;
+import io.scopecast.app.testing.ResumingClient;
+import io.scopecast.app.testing.TestNode;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The real jar as three processes on loopback, started and stopped with {@code deploy/local/cluster.sh}:
+ * clients spread over the nodes, publishes through different nodes, a {@code kill -9} of the node
+ * owning a busy scope, then a rolling SIGTERM restart of every node under steady publishing.
+ */
+class ClusterJarIT {
+  private static final Path SCRIPT = Path.of("..", "deploy", "local", "cluster.sh").toAbsolutePath().normalize();
+  private static final Duration WAIT = Duration.ofSeconds(90);
+  private static final String SCOPE = "workspace:jar";
+
+  private Path runDir;
+  private final List<ApiClient> nodes = new ArrayList<>();
+  private final List<String> httpPorts = new ArrayList<>();
+  private final List<String> clusterPorts = new ArrayList<>();
+  private int next;
+
+  private String script(String... args) {
+    List<String> cmd = new ArrayList<>(List.of("bash", SCRIPT.toString()));
+    cmd.addAll(List.of(args));
+    ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+    Map<String, String> env = pb.environment();
+    env.put("SCOPECAST_JAR", JarProcess.JAR.toAbsolutePath().toString());
+    env.put("SCOPECAST_RUN_DIR", runDir.toString());
+    env.put("HTTP_PORTS", String.join(",", httpPorts));
+    env.put("CLUSTER_PORTS", String.join(",", clusterPorts));
+    env.put("SCOPECAST_JWT_SECRET", TestSettings.SECRET);
+    env.put("SCOPECAST_API_KEY", TestSettings.API_KEY);
+    env.put("JAVA_OPTS", "-Xmx256m");
+    env.put("READY_TIMEOUT", "120");
+    try {
+      Process p = pb.start();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      if (!p.waitFor(300, TimeUnit.SECONDS) || p.exitValue() != 0) {
+        throw new AssertionError("cluster.sh " + String.join(" ", args) + " failed:\n" + out + logs());
+      }
+      return out;
+    } catch (IOException e) {
+      throw new AssertionError(e);
+    } catch (InterruptedException e) {
+      throw new AssertionError(e);
+    }
+  }
+
+  private String logs() {
+    StringBuilder b = new StringBuilder();
+    for (int i = 1; i <= 3; i++) {
+      try {
+        List<String> lines = Files.readAllLines(runDir.resolve("node-" + i + ".log"));
+        b.append("\n--- node-").append(i).append(" (last lines)\n")
+            .append(String.join("\n", lines.subList(Math.max(0, lines.size() - 15), lines.size())));
+      } catch (IOException ignored) {
+        // no log yet
+      }
+    }
+    return b.toString();
+  }
+
+  @BeforeEach
+  void start() throws IOException {
+    runDir = Files.createTempDirectory("scopecast-cluster-it");
+    for (int i = 0; i < 3; i++) {
+      httpPorts.add(Integer.toString(TestNode.freePort()));
+      clusterPorts.add(Integer.toString(TestNode.freePort()));
+      nodes.add(new ApiClient("http://127.0.0.1:" + httpPorts.get(i)));
+    }
+    script("start", "3");
+  }
+
+  @AfterEach
+  void stop() {
+    script("stop");
+  }
+
+  /** Publishes event {@code i} through the next node that answers, retrying with the same key. */
+  private long publish(int i) {
+    String body = "{\"scope\":\"" + SCOPE + "\",\"event\":\"e\",\"payload\":{\"i\":" + i + "},\"idempotency_key\":\"k" + i + "\"}";
+    long deadline = System.nanoTime() + WAIT.toNanos();
+    while (true) {
+      ApiClient node = nodes.get(next++ % nodes.size());
+      ApiClient.Answer a = node.api("POST", "/api/publish", body);
+      if (a.status() == 200) return a.json().get("offset").asLong();
+      if (System.nanoTime() > deadline) throw new AssertionError("publish " + i + " failed: " + a.status() + " " + a.text());
+    }
+  }
+
+  private int nodeOf(String nodeId) {
+    return Integer.parseInt(nodeId.substring("node-".length()));
+  }
+
+  /** Reconnects every client whose socket ended, to a node that is up. */
+  private void reconnectClosed(List<ResumingClient> clients, int avoid) {
+    for (int c = 0; c < clients.size(); c++) {
+      if (!clients.get(c).socket().isClosed()) continue;
+      for (int attempt = 0; ; attempt++) {
+        int n = (c + attempt) % 3;
+        if (n + 1 == avoid) continue;
+        try {
+          clients.get(c).connect(nodes.get(n).ws(""));
+          break;
+        } catch (RuntimeException | AssertionError notThere) {
+          if (attempt > 50) throw notThere;
+        }
+      }
+    }
+  }
+
+  @Test
+  void killingTheOwnerLosesNothingSilentlyAndARollingRestartLosesNothingAtAll() throws Exception {
+    List<ResumingClient> clients = new ArrayList<>();
+    for (int c = 0; c < 6; c++) {
+      clients.add(new ResumingClient(Tokens.user("j" + c, "jar"), "\"workspace\":\"jar\"").connect(nodes.get(c % 3).ws("")));
+    }
+    int published = 0;
+    for (; published < 30; ) publish(++published);
+
+    // kill -9 the node that owns the busy scope, while publishing goes on through the others
+    JsonNode info = nodes.get(0).api("GET", "/api/scopes/" + SCOPE, null).json();
+    int victim = nodeOf(info.get("node").asText());
+    script("kill", Integer.toString(victim));
+    for (; published < 60; ) publish(++published);
+    reconnectClosed(clients, victim);
+    long last = publish(++published);
+    for (ResumingClient c : clients) {
+      c.awaitOffset(SCOPE, () -> last, WAIT);
+      assertEquals(List.of(), c.violations(), "no gap and no duplicate except after a resync");
+    }
+    script("restart", Integer.toString(victim));
+
+    // a rolling restart of every node under steady publishing: no gap and no resync
+    int resyncsBefore = clients.stream().mapToInt(c -> c.resyncs() + c.notRecovered()).sum();
+    CompletableFuture<String> rolling = CompletableFuture.supplyAsync(() -> script("rolling"));
+    while (!rolling.isDone()) {
+      publish(++published);
+      reconnectClosed(clients, 0);
+    }
+    rolling.join();
+    reconnectClosed(clients, 0);
+    long end = publish(++published);
+    for (ResumingClient c : clients) {
+      c.awaitOffset(SCOPE, () -> end, WAIT);
+      assertEquals(List.of(), c.violations());
+    }
+    int resyncsAfter = clients.stream().mapToInt(c -> c.resyncs() + c.notRecovered()).sum();
+    assertEquals(resyncsBefore, resyncsAfter, "the rolling restart made no client resync");
+    assertTrue(published > 62, "publishing went on during the rolling restart");
+  }
+}
