@@ -91,6 +91,9 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
   /** An ephemeral frame (client event, presence change) for this connection. */
   public record Ephemeral(String scope, String frame) implements Command {}
 
+  /** The scope started a new epoch (after a Redis outage): continue from its position, after a resync frame. */
+  public record ScopeResync(String scope, String epoch, long offset, String reason) implements Command {}
+
   /** The user's status, from the user's own scope (shared by all their connections). */
   public record UserStatus(String status, String text) implements Command {}
 
@@ -251,6 +254,7 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
         .onMessage(PageTimedOut.class, this::onPageTimedOut)
         .onMessage(Disconnect.class, d -> close(d.code(), d.reason(), d.reconnect()))
         .onMessage(UserStatus.class, this::onUserStatus)
+        .onMessage(ScopeResync.class, this::onScopeResync)
         .onMessage(PresenceAnswer.class, this::onPresenceAnswer)
         .onMessageEquals(Timer.HANDSHAKE_TIMEOUT, () -> close(4001, "no connect frame within the handshake timeout", false))
         .onMessageEquals(Timer.SEND_PING, this::onSendPing)
@@ -697,6 +701,15 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
     sub.replaying = false;
     metrics.resyncs.inc();
     send(ServerFrames.resync(sub.name, epoch, offset, reason));
+  }
+
+  private Behavior<Command> onScopeResync(ScopeResync r) {
+    Sub sub = subs.get(r.scope());
+    if (sub == null || sub.stage != Stage.ACTIVE || phase == Phase.CLOSING) return this;
+    resync(sub, r.epoch(), r.offset(), r.reason());
+    sub.buffered.removeIf(e -> !e.epoch().equals(sub.epoch) || e.offset() <= sub.lastDelivered);
+    if (ready(sub)) drain(sub);
+    return this;
   }
 
   /** The scope's owner is gone or changed: subscribe again from the last delivered position. */

@@ -57,6 +57,9 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
   public record UserStatus(String scope, String status, String text, ActorRef<ConnectionActor.Command> only)
       implements Remote {}
 
+  /** The scope starts over in a new epoch (after a Redis outage): its subscribers resync. */
+  public record Resync(String scope, String epoch, long offset, String reason) implements Remote {}
+
   /** Closes the local subscribers of a scope (POST /api/disconnect goes to the user's own scope). */
   public record DisconnectSubscribers(String scope, int code, String reason, boolean reconnect) implements Remote {}
 
@@ -101,6 +104,14 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
         .onMessage(DeliverEphemeral.class, this::onDeliverEphemeral)
         .onMessage(DeliverPresence.class, this::onDeliverPresence)
         .onMessage(UserStatus.class, this::onUserStatus)
+        .onMessage(Resync.class, r -> {
+          Set<ActorRef<ConnectionActor.Command>> conns = subscribers.get(r.scope());
+          if (conns != null) {
+            ConnectionActor.ScopeResync msg = new ConnectionActor.ScopeResync(r.scope(), r.epoch(), r.offset(), r.reason());
+            conns.forEach(c -> c.tell(msg));
+          }
+          return this;
+        })
         .onMessage(Attach.class, this::onAttach)
         .onMessage(Detach.class, this::onDetach)
         .onMessage(DisconnectSubscribers.class, this::onDisconnectSubscribers)

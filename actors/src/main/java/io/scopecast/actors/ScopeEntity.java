@@ -3,6 +3,7 @@ package io.scopecast.actors;
 import io.scopecast.actors.history.Epochs;
 import io.scopecast.actors.history.HistoryEntry;
 import io.scopecast.actors.history.MemoryHistory;
+import io.scopecast.actors.history.RedisHistory;
 import io.scopecast.actors.metrics.ScopecastMetrics;
 import io.scopecast.actors.presence.PresenceTracker;
 import io.scopecast.actors.protocol.Position;
@@ -11,16 +12,22 @@ import io.scopecast.actors.protocol.ServerFrames;
 import io.scopecast.actors.settings.ScopecastSettings;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
 import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.PostStop;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
@@ -32,6 +39,12 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
  * durable event the next offset, keeps the history, encodes the event frame once and sends it to
  * one {@link NodeFanout} per node that has subscribers. It watches its subscribers, so a
  * connection that stops, on any node, leaves without a message of its own.
+ *
+ * <p>With Redis, every durable event is in Redis before it is acknowledged or sent to anyone:
+ * while one pipelined write is in flight, further publishes wait and go out together in the next.
+ * If Redis fails, publishing goes on with the memory history; once Redis is back the scope starts
+ * a new epoch (offsets restart at 1), writes that to Redis and tells its subscribers to resync, so
+ * Redis never holds a history with a hole (§11, §13.9).
  *
  * <p>It passivates itself, and only when it has no subscribers and has been idle: sharding's own
  * idle passivation counts only messages sent through sharding and would stop a scope that still
@@ -111,17 +124,30 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
 
   private enum HandedOff implements Command { INSTANCE }
 
-  private record Restored(ScopeHandoff.ScopeState state) implements Command {}
+  /** Where the scope starts: handed off, loaded from Redis, or new. */
+  private record Started(StartState state) implements Command {}
+
+  private record Written(List<Pending> batch, Throwable error) implements Command {}
+
+  private record EpochStarted(String epoch, Throwable error) implements Command {}
+
+  private record HistoryRead(ReadHistory request, String epoch, List<HistoryEntry> entries, Throwable error)
+      implements Command {}
+
+  private enum RedisCheck implements Command { INSTANCE }
+
+  /** A publish that got its offset and frame and waits for Redis. */
+  private record Pending(Publish publish, long offset, String frame, long ts) {}
 
   /** What every scope entity of a node shares. */
   public record Deps(ScopecastSettings settings, ScopecastMetrics metrics, String nodeId, Clock clock,
-      ActorRef<ScopeHandoff.Command> handoff) {
+      ActorRef<ScopeHandoff.Command> handoff, RedisHistory durable) {
     public Deps(ScopecastSettings settings, ScopecastMetrics metrics, String nodeId, Clock clock) {
-      this(settings, metrics, nodeId, clock, null);
+      this(settings, metrics, nodeId, clock, null, null);
     }
 
     public Deps(ScopecastSettings settings, ScopecastMetrics metrics, String nodeId) {
-      this(settings, metrics, nodeId, Clock.systemUTC(), null);
+      this(settings, metrics, nodeId, Clock.systemUTC(), null, null);
     }
   }
 
@@ -135,24 +161,73 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   }
 
   /**
-   * A scope that starts first takes what its previous owner handed off (if it moved rather than
-   * crashed), stashing every message until it knows its epoch and offset.
+   * A scope that starts first finds out where it stands, stashing every message meanwhile: what its
+   * previous owner handed off (if it moved rather than crashed), else what Redis holds, else a new
+   * epoch.
    */
   public static Behavior<Command> create(ScopeId scope, Deps deps,
       ActorRef<ClusterSharding.ShardCommand> shard) {
     return Behaviors.withStash(10_000, stash -> Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
-      if (deps.handoff() == null) return new ScopeEntity(ctx, timers, scope, deps, shard, null);
-      ctx.ask(ScopeHandoff.Taken.class, deps.handoff(), Duration.ofSeconds(5),
-          replyTo -> new ScopeHandoff.Take(scope.toString(), replyTo),
-          (taken, err) -> new Restored(taken == null ? null : taken.state()));
+      if (deps.handoff() == null && deps.durable() == null) {
+        return new ScopeEntity(ctx, timers, scope, deps, shard, StartState.fresh(false));
+      }
+      ctx.pipeToSelf(StartState.find(scope, deps, ctx.getSystem()),
+          (state, err) -> new Started(err != null ? StartState.fresh(deps.durable() != null) : state));
       return Behaviors.receive(Command.class)
-          .onMessage(Restored.class, r -> stash.unstashAll(new ScopeEntity(ctx, timers, scope, deps, shard, r.state())))
+          .onMessage(Started.class, st -> stash.unstashAll(new ScopeEntity(ctx, timers, scope, deps, shard, st.state())))
           .onAnyMessage(m -> {
             stash.stash(m);
             return Behaviors.same();
           })
           .build();
     })));
+  }
+
+  /**
+   * The state a scope starts from. {@code redisDirty}: Redis may miss events of this epoch (or
+   * could not be reached), so a new epoch must be started there once it can be.
+   */
+  record StartState(String epoch, long offset, List<HistoryEntry> history, List<ScopeHandoff.IdempotencyKey> keys,
+      boolean redisDirty) {
+
+    static StartState fresh(boolean redisDirty) {
+      return new StartState(Epochs.next(), 0, List.of(), List.of(), redisDirty);
+    }
+
+    static CompletionStage<StartState> find(ScopeId scope, Deps deps, ActorSystem<?> system) {
+      String name = scope.toString();
+      CompletionStage<ScopeHandoff.Taken> taken = deps.handoff() == null
+          ? CompletableFuture.completedFuture(new ScopeHandoff.Taken(null, false))
+          : AskPattern.ask(deps.handoff(), replyTo -> new ScopeHandoff.Take(name, replyTo), Duration.ofSeconds(5),
+              system.scheduler());
+      return taken.thenCompose(t -> {
+        if (t.state() != null) {
+          ScopeHandoff.ScopeState h = t.state();
+          return CompletableFuture.completedFuture(
+              new StartState(h.epoch(), h.offset(), h.history(), h.idempotencyKeys(), h.redisDirty()));
+        }
+        RedisHistory redis = deps.durable();
+        if (redis == null) return CompletableFuture.completedFuture(fresh(false));
+        if (!redis.isUp()) return CompletableFuture.completedFuture(fresh(true));
+        if (t.redisSuspect()) return newEpochInRedis(name, redis);
+        int size = deps.settings().type(scope.type()).historySize();
+        return redis.load(name, size).thenCompose(loaded -> loaded.epoch() == null
+            ? newEpochInRedis(name, redis)
+            : CompletableFuture.completedFuture(fromRedis(loaded)));
+      });
+    }
+
+    private static CompletionStage<StartState> newEpochInRedis(String scope, RedisHistory redis) {
+      StartState s = fresh(false);
+      return redis.startEpoch(scope, s.epoch(), 0).handle((v, e) -> e == null ? s : fresh(true));
+    }
+
+    private static StartState fromRedis(RedisHistory.Loaded l) {
+      List<ScopeHandoff.IdempotencyKey> keys = new ArrayList<>();
+      l.keys().forEach((k, r) -> keys.add(new ScopeHandoff.IdempotencyKey(k, r.epoch(), r.offset(), r.at())));
+      keys.sort((a, b) -> Long.compare(a.at(), b.at()));
+      return new StartState(l.epoch(), l.offset(), l.entries(), keys, false);
+    }
   }
 
   private record Subscriber(String user, ActorRef<NodeFanout.Command> fanout) {}
@@ -172,8 +247,15 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   private String userStatus = "online";
   private String userStatusText = "";
 
-  private String epoch = Epochs.next();
+  private String epoch;
   private long offset;
+  /** Redis may miss events of the current epoch: a new epoch starts there once it is up. */
+  private boolean redisDirty;
+  /** A write to Redis (events or a new epoch) is in flight; publishes wait in {@link #queued}. */
+  private boolean writing;
+  private final ArrayDeque<Publish> queued = new ArrayDeque<>();
+  /** Sharding asked to move the scope while a write was in flight: hand off once it is done. */
+  private boolean handOffRequested;
   /** Asked sharding to passivate: stop without handing anything off. */
   private boolean passivating;
   /** Handing the state to the next owner: nothing more is sequenced here. */
@@ -187,7 +269,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   private record Remembered(Published result, long at) {}
 
   private ScopeEntity(ActorContext<Command> ctx, TimerScheduler<Command> timers, ScopeId scope, Deps deps,
-      ActorRef<ClusterSharding.ShardCommand> shard, ScopeHandoff.ScopeState restored) {
+      ActorRef<ClusterSharding.ShardCommand> shard, StartState start) {
     super(ctx);
     this.timers = timers;
     this.scope = scope;
@@ -204,7 +286,14 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
     this.presence = type.presence()
         ? new PresenceTracker<>(scopeName, deps.settings().presence().maxMembersDetailed()) : null;
     this.presenceIntervalMillis = deps.settings().presence().batchInterval().toMillis();
-    if (restored != null) restore(restored);
+    this.epoch = start.epoch();
+    this.offset = start.offset();
+    for (HistoryEntry e : start.history()) history.append(e);
+    history.expire(deps.clock().millis());
+    for (ScopeHandoff.IdempotencyKey k : start.keys()) {
+      idempotency.put(k.key(), new Remembered(new Published(k.epoch(), k.offset(), false), k.at()));
+    }
+    if (start.redisDirty()) markRedisDirty();
     deps.metrics().scopesActive.inc();
   }
 
@@ -212,6 +301,10 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   public Receive<Command> createReceive() {
     return newReceiveBuilder()
         .onMessage(Publish.class, this::onPublish)
+        .onMessage(Written.class, this::onWritten)
+        .onMessageEquals(RedisCheck.INSTANCE, this::onRedisCheck)
+        .onMessage(EpochStarted.class, this::onEpochStarted)
+        .onMessage(HistoryRead.class, this::onHistoryRead)
         .onMessage(Subscribe.class, this::onSubscribe)
         .onMessage(Unsubscribe.class, u -> removeSubscriber(u.conn()))
         .onMessage(SubscriberStopped.class, s -> removeSubscriber(s.conn()))
@@ -235,7 +328,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   }
 
   private Behavior<Command> onPublish(Publish p) {
-    if (handingOff) return forwardToNextOwner(p);
+    if (handingOff || handOffRequested) return forwardToNextOwner(p);
     long now = deps.clock().millis();
     lastActivity = now;
     if (p.idempotencyKey() != null) {
@@ -246,16 +339,100 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
         return this;
       }
     }
-    long next = offset + 1;
-    String frame = ServerFrames.event(scopeName, next, p.event(), p.payload(), now);
-    offset = next;
-    history.append(new HistoryEntry(next, now, frame));
-    deliver(next, frame, now);
-    Published result = new Published(epoch, next, false);
-    if (p.idempotencyKey() != null) idempotency.put(p.idempotencyKey(), new Remembered(result, now));
-    deps.metrics().eventPublished(p.event());
-    p.replyTo().tell(result);
+    queued.add(p);
+    if (!writing) flush();
     return this;
+  }
+
+  /**
+   * Sequences everything queued (offsets, frames encoded once) and writes it to Redis in one
+   * pipelined batch; without Redis, or while it is down, commits at once.
+   */
+  private void flush() {
+    long now = deps.clock().millis();
+    List<Pending> batch = new ArrayList<>(queued.size());
+    for (Publish p; (p = queued.poll()) != null; ) {
+      Remembered seen = p.idempotencyKey() == null ? null : idempotency.get(p.idempotencyKey());
+      if (seen != null) {
+        p.replyTo().tell(new Published(seen.result().epoch(), seen.result().offset(), true));
+        continue;
+      }
+      long next = ++offset;
+      batch.add(new Pending(p, next, ServerFrames.event(scopeName, next, p.event(), p.payload(), now), now));
+      if (p.idempotencyKey() != null) idempotency.put(p.idempotencyKey(), new Remembered(new Published(epoch, next, false), now));
+    }
+    if (batch.isEmpty()) return;
+    RedisHistory redis = deps.durable();
+    if (redis == null || redisDirty || !redis.isUp()) {
+      if (redis != null) markRedisDirty();
+      commit(batch);
+      return;
+    }
+    writing = true;
+    List<RedisHistory.Append> appends = new ArrayList<>(batch.size());
+    for (Pending pe : batch) {
+      appends.add(new RedisHistory.Append(new HistoryEntry(pe.offset(), pe.ts(), pe.frame()), pe.publish().idempotencyKey()));
+    }
+    ScopecastSettings.ScopeType type = deps.settings().type(scope.type());
+    getContext().pipeToSelf(redis.append(scopeName, epoch, appends, type.historySize(), type.historyTtl()),
+        (v, err) -> new Written(batch, err));
+  }
+
+  private Behavior<Command> onWritten(Written w) {
+    writing = false;
+    if (w.error() != null) markRedisDirty(); // delivery goes on from memory; Redis gets a new epoch later
+    commit(w.batch());
+    return afterWrite();
+  }
+
+  /** The events are stored (or Redis is not to be waited for): history, delivery, acknowledgement. */
+  private void commit(List<Pending> batch) {
+    for (Pending pe : batch) {
+      history.append(new HistoryEntry(pe.offset(), pe.ts(), pe.frame()));
+      deliver(pe.offset(), pe.frame(), pe.ts());
+      deps.metrics().eventPublished(pe.publish().event());
+      pe.publish().replyTo().tell(new Published(epoch, pe.offset(), false));
+    }
+  }
+
+  private Behavior<Command> afterWrite() {
+    if (handOffRequested && queued.isEmpty()) return startHandOff();
+    if (!queued.isEmpty()) flush();
+    return this;
+  }
+
+  // ---- Redis outages (§11, §13.9) ------------------------------------------------------------
+
+  private void markRedisDirty() {
+    if (redisDirty) return;
+    redisDirty = true;
+    if (deps.handoff() != null) deps.handoff().tell(new ScopeHandoff.MarkRedisSuspect(scopeName, true));
+    timers.startTimerWithFixedDelay(RedisCheck.INSTANCE, Duration.ofSeconds(1));
+  }
+
+  /** Redis is back: start a new epoch there before writing anything else. */
+  private Behavior<Command> onRedisCheck() {
+    if (!redisDirty || writing || handingOff || handOffRequested || !deps.durable().isUp()) return this;
+    writing = true;
+    String next = Epochs.next();
+    getContext().pipeToSelf(deps.durable().startEpoch(scopeName, next, 0), (v, err) -> new EpochStarted(next, err));
+    return this;
+  }
+
+  private Behavior<Command> onEpochStarted(EpochStarted e) {
+    writing = false;
+    if (e.error() == null) {
+      epoch = e.epoch();
+      offset = 0;
+      history.clear();
+      redisDirty = false;
+      timers.cancel(RedisCheck.INSTANCE);
+      if (deps.handoff() != null) deps.handoff().tell(new ScopeHandoff.MarkRedisSuspect(scopeName, false));
+      NodeFanout.Resync resync = new NodeFanout.Resync(scopeName, epoch, 0, "redis_outage");
+      for (ActorRef<NodeFanout.Command> node : nodes.keySet()) node.tell(resync);
+      deps.metrics().resyncs.inc(subscribers.size());
+    }
+    return afterWrite();
   }
 
   private void deliver(long eventOffset, String frame, long ts) {
@@ -267,16 +444,22 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   private void forgetOldKeys(long now) {
     long window = deps.settings().scope().idempotencyWindow().toMillis();
     int max = deps.settings().scope().idempotencyMaxKeys();
-    Iterator<Remembered> it = idempotency.values().iterator();
+    List<String> forgotten = new ArrayList<>();
+    Iterator<Map.Entry<String, Remembered>> it = idempotency.entrySet().iterator();
     while (it.hasNext()) {
-      Remembered r = it.next();
-      if (now - r.at() > window || idempotency.size() >= max) it.remove();
-      else break;
+      Map.Entry<String, Remembered> r = it.next();
+      if (now - r.getValue().at() > window || idempotency.size() >= max) {
+        forgotten.add(r.getKey());
+        it.remove();
+      } else {
+        break;
+      }
     }
+    if (deps.durable() != null && !forgotten.isEmpty()) deps.durable().forgetKeys(scopeName, forgotten);
   }
 
   private Behavior<Command> onSubscribe(Subscribe s) {
-    if (handingOff) return forwardToNextOwner(s);
+    if (handingOff || handOffRequested) return forwardToNextOwner(s);
     passivating = false;
     lastActivity = deps.clock().millis();
     Subscriber previous = subscribers.put(s.conn(), new Subscriber(s.user(), s.fanout()));
@@ -386,9 +569,30 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
     for (ActorRef<NodeFanout.Command> node : nodes.keySet()) node.tell(d);
   }
 
+  /** From memory when it holds the range; older ranges from Redis (when its history is whole). */
   private Behavior<Command> onReadHistory(ReadHistory r) {
     history.expire(deps.clock().millis());
+    boolean inMemory = r.after() >= offset || (history.size() > 0 && r.after() + 1 >= history.firstOffset());
+    RedisHistory redis = deps.durable();
+    if (!inMemory && redis != null && !redisDirty && redis.isUp()) {
+      String readEpoch = epoch;
+      getContext().pipeToSelf(redis.read(scopeName, r.after(), r.limit()),
+          (entries, err) -> new HistoryRead(r, readEpoch, entries, err));
+      return this;
+    }
     r.replyTo().tell(new HistoryPage(scopeName, epoch, offset, history.readAfter(r.after(), r.limit())));
+    return this;
+  }
+
+  private Behavior<Command> onHistoryRead(HistoryRead h) {
+    List<HistoryEntry> entries;
+    if (h.error() != null || !h.epoch().equals(epoch)) {
+      entries = history.readAfter(h.request().after(), h.request().limit());
+    } else {
+      long cutoff = deps.clock().millis() - deps.settings().type(scope.type()).historyTtl().toMillis();
+      entries = h.entries().stream().filter(e -> e.ts() >= cutoff).toList();
+    }
+    h.request().replyTo().tell(new HistoryPage(scopeName, epoch, offset, entries));
     return this;
   }
 
@@ -413,6 +617,14 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
    */
   private Behavior<Command> onHandOff() {
     if (passivating || deps.handoff() == null) return Behaviors.stopped();
+    if (writing || !queued.isEmpty()) {
+      handOffRequested = true; // finish the write first: its events are sequenced and must stay
+      return this;
+    }
+    return startHandOff();
+  }
+
+  private Behavior<Command> startHandOff() {
     handingOff = true;
     ScopeHandoff.ScopeState state = snapshot();
     getContext().ask(ScopeHandoff.Given.class, deps.handoff(), Duration.ofSeconds(10),
@@ -435,16 +647,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
     idempotency.forEach((k, r) -> keys.add(new ScopeHandoff.IdempotencyKey(k, r.result().epoch(), r.result().offset(), r.at())));
     List<ScopeHandoff.IdempotencyKey> newest = keys.subList(Math.max(0, keys.size() - HANDOFF_MAX_KEYS), keys.size());
     return new ScopeHandoff.ScopeState(Epochs.next(), scopeName, epoch, offset, List.copyOf(all.subList(from, all.size())),
-        List.copyOf(newest));
-  }
-
-  private void restore(ScopeHandoff.ScopeState s) {
-    epoch = s.epoch();
-    offset = s.offset();
-    for (HistoryEntry e : s.history()) history.append(e);
-    for (ScopeHandoff.IdempotencyKey k : s.idempotencyKeys()) {
-      idempotency.put(k.key(), new Remembered(new Published(k.epoch(), k.offset(), false), k.at()));
-    }
+        List.copyOf(newest), redisDirty);
   }
 
   /** A command that reached this entity after it started handing off goes through sharding to the next owner. */
@@ -456,7 +659,8 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   private Behavior<Command> onTick() {
     long now = deps.clock().millis();
     history.expire(now);
-    if (subscribers.isEmpty() && now - lastActivity >= idleBeforePassivationMillis && !passivating) {
+    if (subscribers.isEmpty() && now - lastActivity >= idleBeforePassivationMillis && !passivating && !writing
+        && queued.isEmpty() && !redisDirty) {
       passivating = true;
       shard.tell(new ClusterSharding.Passivate<>(getContext().getSelf()));
     }

@@ -48,7 +48,7 @@ public final class ScopeHandoff extends AbstractBehavior<ScopeHandoff.Command> {
 
   /** What survives a move of a scope. {@code id} tells copies of one hand-off apart. */
   public record ScopeState(String id, String scope, String epoch, long offset, List<HistoryEntry> history,
-      List<IdempotencyKey> idempotencyKeys) implements CborSerializable {}
+      List<IdempotencyKey> idempotencyKeys, boolean redisDirty) implements CborSerializable {}
 
   public record IdempotencyKey(String key, String epoch, long offset, long at) {}
 
@@ -60,8 +60,20 @@ public final class ScopeHandoff extends AbstractBehavior<ScopeHandoff.Command> {
   /** From a local entity that starts: the state handed off for {@code scope}, if any. */
   public record Take(String scope, ActorRef<Taken> replyTo) implements Command {}
 
-  /** {@code state} is null when nothing was handed off. */
-  public record Taken(ScopeState state) {}
+  /**
+   * {@code state} is null when nothing was handed off. {@code redisSuspect}: some owner of the scope
+   * failed to write to Redis, so what Redis holds for it may miss events and must not be continued.
+   */
+  public record Taken(ScopeState state, boolean redisSuspect) {}
+
+  /**
+   * From a local entity: its scope's Redis history may miss events (a write failed), or no longer
+   * (a new epoch started there). Every node is told (see {@link Taken#redisSuspect}).
+   */
+  public record MarkRedisSuspect(String scope, boolean suspect) implements Command {}
+
+  /** Between nodes: the news of a {@link MarkRedisSuspect}. */
+  public record RedisSuspect(String scope, boolean suspect) implements Command, CborSerializable {}
 
   /** Between nodes: keep this state for its next owner. */
   public record Keep(ScopeState state, ActorRef<Kept> replyTo) implements Command, CborSerializable {}
@@ -86,6 +98,8 @@ public final class ScopeHandoff extends AbstractBehavior<ScopeHandoff.Command> {
 
   private final TimerScheduler<Command> timers;
   private final Map<String, ScopeState> kept = new HashMap<>();
+  /** Scopes whose Redis history may have a hole (an owner failed to write), until a new epoch starts there. */
+  private final Set<String> redisSuspects = new HashSet<>();
   private Set<ActorRef<Command>> peers = new HashSet<>();
 
   private ScopeHandoff(ActorContext<Command> ctx, TimerScheduler<Command> timers) {
@@ -104,6 +118,16 @@ public final class ScopeHandoff extends AbstractBehavior<ScopeHandoff.Command> {
         .onMessage(Give.class, this::onGive)
         .onMessage(Take.class, this::onTake)
         .onMessage(Keep.class, this::onKeep)
+        .onMessage(MarkRedisSuspect.class, m -> {
+          RedisSuspect news = new RedisSuspect(m.scope(), m.suspect());
+          for (ActorRef<Command> peer : peers) peer.tell(news);
+          return this;
+        })
+        .onMessage(RedisSuspect.class, m -> {
+          if (m.suspect()) redisSuspects.add(m.scope());
+          else redisSuspects.remove(m.scope());
+          return this;
+        })
         .onMessage(Surrender.class, sr -> {
           sr.replyTo().tell(new Surrendered(kept.remove(sr.scope())));
           return this;
@@ -158,7 +182,7 @@ public final class ScopeHandoff extends AbstractBehavior<ScopeHandoff.Command> {
         Forget forget = new Forget(s.scope(), s.id());
         others.forEach(peer -> peer.tell(forget));
       }
-      t.replyTo().tell(new Taken(s));
+      t.replyTo().tell(new Taken(s, redisSuspects.contains(t.scope())));
       return this;
     }
     List<CompletableFuture<Surrendered>> answers = new ArrayList<>();
@@ -166,8 +190,10 @@ public final class ScopeHandoff extends AbstractBehavior<ScopeHandoff.Command> {
       answers.add(AskPattern.<Command, Surrendered>ask(peer, replyTo -> new Surrender(t.scope(), replyTo), ASK_PEERS_WITHIN,
           getContext().getSystem().scheduler()).toCompletableFuture().exceptionally(e -> new Surrendered(null)));
     }
+    boolean suspect = redisSuspects.contains(t.scope());
     CompletableFuture.allOf(answers.toArray(CompletableFuture[]::new)).whenComplete((v, e) -> t.replyTo().tell(
-        new Taken(answers.stream().map(a -> a.join().state()).filter(java.util.Objects::nonNull).findFirst().orElse(null))));
+        new Taken(answers.stream().map(a -> a.join().state()).filter(java.util.Objects::nonNull).findFirst().orElse(null),
+            suspect)));
     return this;
   }
 }

@@ -7,6 +7,7 @@ import io.scopecast.actors.ScopeHandoff;
 import io.scopecast.actors.auth.ClaimsAuthorizer;
 import io.scopecast.actors.auth.ScopeAuthorizer;
 import io.scopecast.actors.auth.TokenVerifier;
+import io.scopecast.actors.history.RedisHistory;
 import io.scopecast.actors.metrics.ScopecastMetrics;
 import io.scopecast.actors.protocol.ClientFrameDecoder;
 import io.scopecast.actors.settings.ScopecastSettings;
@@ -75,13 +76,18 @@ public final class Guardian {
       ActorRef<NodeFanout.Command> fanout = ctx.spawn(NodeFanout.create(), "fanout");
       ActorRef<ScopeHandoff.Command> handoff = ctx.spawn(ScopeHandoff.create(), "scope-handoff");
 
-      ScopeEntity.initSharding(system, new ScopeEntity.Deps(settings, metrics, nodeId, Clock.systemUTC(), handoff));
+      RedisHistory durable = settings.redis().enabled() ? RedisHistory.connect(settings.redis(), metrics) : null;
+      if (durable != null) {
+        CoordinatedShutdown.get(system).addTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate(), "scopecast-redis",
+            () -> CompletableFuture.runAsync(durable::close).thenApply(v -> Done.getInstance()));
+      }
+      ScopeEntity.initSharding(system, new ScopeEntity.Deps(settings, metrics, nodeId, Clock.systemUTC(), handoff, durable));
       ClusterSharding sharding = ClusterSharding.get(system);
       Function<String, EntityRef<ScopeEntity.Command>> scopes = s -> sharding.entityRefFor(ScopeEntity.TYPE_KEY, s);
 
       ConnectionActor.Deps deps = new ConnectionActor.Deps(settings, metrics, nodeId, scopes::apply, fanout, tokens,
           authorizer, new ClientFrameDecoder(settings::knowsType));
-      HealthRoutes health = new HealthRoutes(system, nodeId, metrics, () -> "disabled");
+      HealthRoutes health = new HealthRoutes(system, nodeId, metrics, () -> durable == null ? "disabled" : durable.state());
       HttpServer server = new HttpServer(new WebSocketEndpoint(system, deps), new ApiRoutes(system, settings, scopes), health);
       ctx.pipeToSelf(server.bind(system, settings.http().host(), settings.http().port()),
           (b, err) -> err != null ? new BindFailed(err) : new Bound(b));

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.scopecast.actors.testing.RedisServer;
 import io.scopecast.actors.testing.TestSettings;
 import io.scopecast.actors.testing.Tokens;
 import io.scopecast.app.testing.ApiClient;
@@ -39,6 +40,7 @@ class ClusterJarIT {
   private final List<String> httpPorts = new ArrayList<>();
   private final List<String> clusterPorts = new ArrayList<>();
   private int next;
+  private final Map<String, String> extraEnv = new java.util.HashMap<>();
 
   private String script(String... args) {
     List<String> cmd = new ArrayList<>(List.of("bash", SCRIPT.toString()));
@@ -53,6 +55,8 @@ class ClusterJarIT {
     env.put("SCOPECAST_API_KEY", TestSettings.API_KEY);
     env.put("JAVA_OPTS", "-Xmx256m");
     env.put("READY_TIMEOUT", "120");
+    env.remove("SCOPECAST_REDIS_URL");
+    env.putAll(extraEnv);
     try {
       Process p = pb.start();
       String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
@@ -81,20 +85,53 @@ class ClusterJarIT {
     return b.toString();
   }
 
+  private RedisServer redis;
+
   @BeforeEach
-  void start() throws IOException {
+  void ports() throws IOException {
     runDir = Files.createTempDirectory("scopecast-cluster-it");
     for (int i = 0; i < 3; i++) {
       httpPorts.add(Integer.toString(TestNode.freePort()));
       clusterPorts.add(Integer.toString(TestNode.freePort()));
       nodes.add(new ApiClient("http://127.0.0.1:" + httpPorts.get(i)));
     }
-    script("start", "3");
   }
 
   @AfterEach
   void stop() {
     script("stop");
+    if (redis != null) redis.close();
+  }
+
+  private List<ResumingClient> clientsOnEveryNode() {
+    List<ResumingClient> clients = new ArrayList<>();
+    for (int c = 0; c < 6; c++) {
+      clients.add(new ResumingClient(Tokens.user("j" + c, "jar"), "\"workspace\":\"jar\"").connect(nodes.get(c % 3).ws("")));
+    }
+    return clients;
+  }
+
+  @Test
+  void withRedisKillingTheOwnerOfABusyScopeLosesNothingAndCausesNoResync() {
+    RedisServer.requireInstalled();
+    redis = RedisServer.start();
+    extraEnv.put("SCOPECAST_REDIS_URL", redis.url());
+    script("start", "3");
+    List<ResumingClient> clients = clientsOnEveryNode();
+    int published = 0;
+    for (; published < 30; ) publish(++published);
+    int victim = nodeOf(nodes.get(0).api("GET", "/api/scopes/" + SCOPE, null).json().get("node").asText());
+    script("kill", Integer.toString(victim));
+    for (; published < 60; ) publish(++published);
+    reconnectClosed(clients, victim);
+    long last = publish(++published);
+    assertEquals(published, last, "offsets continued across the crash: every acknowledged event was in Redis");
+    for (ResumingClient c : clients) {
+      c.awaitOffset(SCOPE, () -> last, WAIT);
+      assertEquals(List.of(), c.violations());
+      assertEquals(0, c.resyncs() + c.notRecovered(), "the new owner continued from Redis: full recovery");
+      assertEquals(1, c.delivered().size(), "one epoch");
+    }
   }
 
   /** Publishes event {@code i} through the next node that answers, retrying with the same key. */
@@ -132,10 +169,8 @@ class ClusterJarIT {
 
   @Test
   void killingTheOwnerLosesNothingSilentlyAndARollingRestartLosesNothingAtAll() throws Exception {
-    List<ResumingClient> clients = new ArrayList<>();
-    for (int c = 0; c < 6; c++) {
-      clients.add(new ResumingClient(Tokens.user("j" + c, "jar"), "\"workspace\":\"jar\"").connect(nodes.get(c % 3).ws("")));
-    }
+    script("start", "3");
+    List<ResumingClient> clients = clientsOnEveryNode();
     int published = 0;
     for (; published < 30; ) publish(++published);
 

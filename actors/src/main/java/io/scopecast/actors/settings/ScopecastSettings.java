@@ -65,7 +65,7 @@ public record ScopecastSettings(
 
   public record Api(Duration timeout, int historyDefaultLimit, int historyMaxLimit) {}
 
-  public record Redis(String url, Duration timeout, String keyPrefix) {
+  public record Redis(String url, Duration timeout, String keyPrefix, Duration metaTtl) {
     public boolean enabled() {
       return !url.isEmpty();
     }
@@ -146,7 +146,8 @@ public record ScopecastSettings(
     Api api = new Api(ap.getDuration("timeout"), ap.getInt("history-default-limit"), ap.getInt("history-max-limit"));
 
     Config r = c.getConfig("redis");
-    Redis redis = new Redis(r.getString("url").trim(), r.getDuration("timeout"), r.getString("key-prefix"));
+    Redis redis = new Redis(r.getString("url").trim(), r.getDuration("timeout"), r.getString("key-prefix"),
+        r.getDuration("meta-ttl"));
 
     return new ScopecastSettings(nodeId, http, auth, connection, clientEvents, presence, Map.copyOf(types),
         scope, api, redis, c.getDuration("shutdown-timeout"), c.getDuration("drain-period"));
