@@ -506,7 +506,7 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
       sub.lastDelivered = replay ? since.offset() : ack.offset();
       sub.replayTarget = ack.offset();
     } else if (!ack.epoch().equals(sub.epoch) || (why == Request.FAILOVER && !ack.recovered())) {
-      resync(sub, ack.epoch(), ack.offset(), ack.epoch().equals(sub.epoch) ? "history_lost" : "epoch_changed");
+      resync(sub, ack.epoch(), ack.offset(), ack.epoch().equals(sub.epoch) ? "owner_lost_history" : "epoch_changed");
     } else {
       if (why == Request.EXPLICIT && since != null && ack.recovered() && since.offset() > sub.lastDelivered) {
         sub.lastDelivered = since.offset();
@@ -695,6 +695,8 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
   }
 
   private void resync(Sub sub, String epoch, long offset, String reason) {
+    getContext().getLog().info("{} resyncs {} at {}/{} ({}; had {}/{})", connId, sub.name, epoch, offset, reason, sub.epoch,
+        sub.lastDelivered);
     sub.epoch = epoch;
     sub.lastDelivered = offset;
     sub.replayTarget = offset;
@@ -742,7 +744,7 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
     }
     sub.pageRequest = nextRequestId++;
     int limit = (int) Math.min(limits.replayPage(), sub.replayTarget - sub.lastDelivered);
-    sub.entity.tell(new ScopeEntity.ReadHistory(sub.lastDelivered, limit, pageAdapter));
+    sub.entity.tell(new ScopeEntity.ReadHistory(sub.lastDelivered, limit, sub.pageRequest, pageAdapter));
     timers.startSingleTimer(timerKey("page", sub.name), new PageTimedOut(sub.name, sub.pageRequest),
         deps.settings().api().timeout());
   }
@@ -750,7 +752,7 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
   private Behavior<Command> onPage(PageArrived p) {
     ScopeEntity.HistoryPage page = p.page();
     Sub sub = subs.get(page.scope());
-    if (sub == null || !sub.replaying || phase != Phase.ACTIVE) return this;
+    if (sub == null || !sub.replaying || phase != Phase.ACTIVE || page.request() != sub.pageRequest) return this;
     timers.cancel(timerKey("page", sub.name));
     if (!page.epoch().equals(sub.epoch)) {
       failover(sub);

@@ -78,11 +78,15 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   /** The event's position; {@code duplicate} when an earlier publish with the same key is answered again. */
   public record Published(String epoch, long offset, boolean duplicate) implements CborSerializable {}
 
-  /** Up to {@code limit} events after offset {@code after}. */
-  public record ReadHistory(long after, int limit, ActorRef<HistoryPage> replyTo) implements Command {}
+  /** Up to {@code limit} events after offset {@code after}; {@code request} is echoed in the page. */
+  public record ReadHistory(long after, int limit, long request, ActorRef<HistoryPage> replyTo) implements Command {
+    public ReadHistory(long after, int limit, ActorRef<HistoryPage> replyTo) {
+      this(after, limit, 0, replyTo);
+    }
+  }
 
   /** Events of one history read; {@code offset} is the scope's last offset. */
-  public record HistoryPage(String scope, String epoch, long offset, List<HistoryEntry> events)
+  public record HistoryPage(String scope, String epoch, long offset, List<HistoryEntry> events, long request)
       implements CborSerializable {}
 
   /** A client event (§7) from a subscriber: sent to the scope's other connections, never stored. */
@@ -208,12 +212,15 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
         }
         RedisHistory redis = deps.durable();
         if (redis == null) return CompletableFuture.completedFuture(fresh(false));
-        if (!redis.isUp()) return CompletableFuture.completedFuture(fresh(true));
         if (t.redisSuspect()) return newEpochInRedis(name, redis);
         int size = deps.settings().type(scope.type()).historySize();
-        return redis.load(name, size).thenCompose(loaded -> loaded.epoch() == null
-            ? newEpochInRedis(name, redis)
-            : CompletableFuture.completedFuture(fromRedis(loaded)));
+        // one slow answer must not cost the scope its epoch: a failed read is tried once more
+        return redis.load(name, size)
+            .handle((loaded, err) -> err == null ? CompletableFuture.completedFuture(loaded) : redis.load(name, size))
+            .thenCompose(x -> x)
+            .thenCompose(loaded -> loaded.epoch() == null
+                ? newEpochInRedis(name, redis)
+                : CompletableFuture.completedFuture(fromRedis(loaded)));
       });
     }
 
@@ -248,7 +255,10 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   private String userStatusText = "";
 
   private String epoch;
+  /** The last committed offset: stored (when Redis is used), in history, delivered. What subscribers see. */
   private long offset;
+  /** The last offset given to a publish; ahead of {@link #offset} while a Redis write is in flight. */
+  private long sequenced;
   /** Redis may miss events of the current epoch: a new epoch starts there once it is up. */
   private boolean redisDirty;
   /** A write to Redis (events or a new epoch) is in flight; publishes wait in {@link #queued}. */
@@ -288,6 +298,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
     this.presenceIntervalMillis = deps.settings().presence().batchInterval().toMillis();
     this.epoch = start.epoch();
     this.offset = start.offset();
+    this.sequenced = start.offset();
     for (HistoryEntry e : start.history()) history.append(e);
     history.expire(deps.clock().millis());
     for (ScopeHandoff.IdempotencyKey k : start.keys()) {
@@ -357,7 +368,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
         p.replyTo().tell(new Published(seen.result().epoch(), seen.result().offset(), true));
         continue;
       }
-      long next = ++offset;
+      long next = ++sequenced;
       batch.add(new Pending(p, next, ServerFrames.event(scopeName, next, p.event(), p.payload(), now), now));
       if (p.idempotencyKey() != null) idempotency.put(p.idempotencyKey(), new Remembered(new Published(epoch, next, false), now));
     }
@@ -388,6 +399,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   /** The events are stored (or Redis is not to be waited for): history, delivery, acknowledgement. */
   private void commit(List<Pending> batch) {
     for (Pending pe : batch) {
+      offset = pe.offset();
       history.append(new HistoryEntry(pe.offset(), pe.ts(), pe.frame()));
       deliver(pe.offset(), pe.frame(), pe.ts());
       deps.metrics().eventPublished(pe.publish().event());
@@ -424,6 +436,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
     if (e.error() == null) {
       epoch = e.epoch();
       offset = 0;
+      sequenced = 0;
       history.clear();
       redisDirty = false;
       timers.cancel(RedisCheck.INSTANCE);
@@ -580,7 +593,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
           (entries, err) -> new HistoryRead(r, readEpoch, entries, err));
       return this;
     }
-    r.replyTo().tell(new HistoryPage(scopeName, epoch, offset, history.readAfter(r.after(), r.limit())));
+    r.replyTo().tell(new HistoryPage(scopeName, epoch, offset, history.readAfter(r.after(), r.limit()), r.request()));
     return this;
   }
 
@@ -592,7 +605,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
       long cutoff = deps.clock().millis() - deps.settings().type(scope.type()).historyTtl().toMillis();
       entries = h.entries().stream().filter(e -> e.ts() >= cutoff).toList();
     }
-    h.request().replyTo().tell(new HistoryPage(scopeName, epoch, offset, entries));
+    h.request().replyTo().tell(new HistoryPage(scopeName, epoch, offset, entries, h.request().request()));
     return this;
   }
 

@@ -77,7 +77,7 @@ class ClusterJarIT {
       try {
         List<String> lines = Files.readAllLines(runDir.resolve("node-" + i + ".log"));
         b.append("\n--- node-").append(i).append(" (last lines)\n")
-            .append(String.join("\n", lines.subList(Math.max(0, lines.size() - 15), lines.size())));
+            .append(String.join("\n", lines.subList(Math.max(0, lines.size() - 40), lines.size())));
       } catch (IOException ignored) {
         // no log yet
       }
@@ -129,7 +129,7 @@ class ClusterJarIT {
     for (ResumingClient c : clients) {
       c.awaitOffset(SCOPE, () -> last, WAIT);
       assertEquals(List.of(), c.violations());
-      assertEquals(0, c.resyncs() + c.notRecovered(), "the new owner continued from Redis: full recovery");
+      assertEquals(0, c.resyncs() + c.notRecovered(), "the new owner continued from Redis: full recovery: " + c.notable() + logs());
       assertEquals(1, c.delivered().size(), "one epoch");
     }
   }

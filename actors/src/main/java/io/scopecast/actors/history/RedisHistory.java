@@ -67,6 +67,7 @@ public final class RedisHistory implements AutoCloseable {
   private final ScheduledExecutorService scheduler;
   private volatile StatefulRedisConnection<String, String> connection;
   private volatile boolean up;
+  private int failedPings;
   private final CompletableFuture<Void> firstConnected = new CompletableFuture<>();
 
   private RedisHistory(ScopecastSettings.Redis settings, ScopecastMetrics metrics) {
@@ -135,8 +136,11 @@ public final class RedisHistory implements AutoCloseable {
     }
     try {
       connection.async().ping().toCompletableFuture().get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+      failedPings = 0;
       setUp(true);
     } catch (Exception e) {
+      // a disconnect is reported at once by the connection listener; a slow answer must repeat to count
+      if (++failedPings < 2 && connection.isOpen()) return;
       if (up) log.warn("Redis is down ({}); history stays in memory until it is back", e.getClass().getSimpleName());
       setUp(false);
     }

@@ -23,6 +23,7 @@ public final class ResumingClient {
   private final Map<String, Position> positions = new LinkedHashMap<>();
   private final List<String> violations = new ArrayList<>();
   private final Map<String, List<Long>> delivered = new LinkedHashMap<>();
+  private final List<String> notable = new ArrayList<>();
   private int resyncs;
   private int notRecovered;
   private WsClient current;
@@ -68,6 +69,7 @@ public final class ResumingClient {
       case "subscribed" -> entry(f);
       case "resync" -> {
         resyncs++;
+        notable.add(f.toString());
         positions.put(f.get("scope").asText(), new Position(f.get("epoch").asText(), f.get("offset").asLong()));
       }
       case "event" -> {
@@ -92,7 +94,10 @@ public final class ResumingClient {
     Position known = positions.get(scope);
     boolean recovered = e.get("recovered").asBoolean();
     if (known == null || !recovered) {
-      if (known != null) notRecovered++;
+      if (known != null) {
+        notRecovered++;
+        notable.add("not recovered: " + e + " (known " + known + ")");
+      }
       positions.put(scope, new Position(e.get("epoch").asText(), e.get("offset").asLong()));
     } else if (!known.epoch().equals(e.get("epoch").asText())) {
       violations.add(scope + ": recovered:true with another epoch");
@@ -124,6 +129,11 @@ public final class ResumingClient {
   public List<String> violations() {
     check();
     return violations;
+  }
+
+  /** The resync frames and not-recovered entries this client saw. */
+  public List<String> notable() {
+    return notable;
   }
 
   public int resyncs() {

@@ -1,0 +1,87 @@
+package io.scopecast.bench;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Instant;
+import java.util.Map;
+import org.HdrHistogram.Histogram;
+
+/** The figures of one run: printed as one JSON line (appended to the results file) and a human summary. */
+final class Result {
+  static final ObjectMapper JSON = new ObjectMapper();
+
+  final ObjectNode json = JSON.createObjectNode();
+
+  Result(String workload, Options o) {
+    json.put("workload", workload);
+    json.put("label", o.string("label", workload));
+    json.put("at", Instant.now().toString());
+    json.put("redis", o.flag("redis"));
+    ObjectNode params = json.putObject("params");
+    for (Map.Entry<String, String> e : o.all().entrySet()) params.put(e.getKey(), e.getValue());
+    json.put("machine_cpus", Runtime.getRuntime().availableProcessors());
+  }
+
+  Result put(String key, double value) {
+    json.put(key, Math.round(value * 1000) / 1000.0);
+    return this;
+  }
+
+  Result put(String key, long value) {
+    json.put(key, value);
+    return this;
+  }
+
+  Result put(String key, String value) {
+    json.put(key, value);
+    return this;
+  }
+
+  /** Latency percentiles in milliseconds from a histogram of microseconds. */
+  Result latency(String key, Histogram us) {
+    ObjectNode l = json.putObject(key);
+    l.put("count", us.getTotalCount());
+    for (double p : new double[] {50, 90, 99, 99.9}) {
+      String name = "p" + (p == 99.9 ? "999" : Integer.toString((int) p));
+      l.put(name, Math.round(us.getValueAtPercentile(p) / 10.0) / 100.0);
+    }
+    l.put("max", Math.round(us.getMaxValue() / 10.0) / 100.0);
+    l.put("mean", Math.round(us.getMean() / 10.0) / 100.0);
+    return this;
+  }
+
+  void emit(Path out) {
+    String line;
+    try {
+      line = JSON.writeValueAsString(json);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    System.out.println(line);
+    if (out != null) {
+      try {
+        if (out.getParent() != null) Files.createDirectories(out.getParent());
+        Files.writeString(out, line + "\n", StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+      } catch (IOException e) {
+        throw new UncheckedIOException(e);
+      }
+    }
+    System.out.println(summary());
+  }
+
+  String summary() {
+    StringBuilder b = new StringBuilder("== ").append(json.get("label").asText()).append(" (").append(json.get("workload").asText())
+        .append(json.get("redis").asBoolean() ? ", redis" : "").append(")\n");
+    json.fields().forEachRemaining(e -> {
+      if (e.getKey().equals("params") || e.getKey().equals("workload") || e.getKey().equals("label") || e.getKey().equals("at")) return;
+      b.append(String.format("  %-34s %s%n", e.getKey(), e.getValue()));
+    });
+    return b.toString();
+  }
+}
