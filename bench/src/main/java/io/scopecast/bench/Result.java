@@ -25,7 +25,27 @@ final class Result {
     json.put("redis", o.flag("redis"));
     ObjectNode params = json.putObject("params");
     for (Map.Entry<String, String> e : o.all().entrySet()) params.put(e.getKey(), e.getValue());
-    json.put("machine_cpus", Runtime.getRuntime().availableProcessors());
+    json.put("machine_cpus", machineCpus());
+    json.put("machine", machine());
+  }
+
+  /** CPUs of the machine (not of this process, which may be pinned). */
+  static int machineCpus() {
+    try {
+      return (int) Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("processor")).count();
+    } catch (IOException e) {
+      return Runtime.getRuntime().availableProcessors();
+    }
+  }
+
+  static String machine() {
+    try {
+      String model = Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("model name"))
+          .findFirst().map(l -> l.substring(l.indexOf(':') + 1).trim()).orElse("?");
+      return model + ", " + machineCpus() + " CPUs, Java " + System.getProperty("java.version");
+    } catch (IOException e) {
+      return "?";
+    }
   }
 
   Result put(String key, double value) {
