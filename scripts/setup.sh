@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the tests need and a fresh machine may lack (Debian/Ubuntu, run as root or with sudo):
-# redis-server for the durable-replay tests. Java 17 and Maven are assumed (see README).
+# redis-server for the durable-replay tests, chromium for the browser test of the demo page.
+# Java 17, Maven and Node 20+ with npm are assumed (see README).
 set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -43,6 +43,12 @@ public final class ScopeHandoff extends AbstractBehavior<ScopeHandoff.Command> {
 
   private static final Duration CONFIRM_WITHIN = Duration.ofSeconds(3);
   private static final Duration ASK_PEERS_WITHIN = Duration.ofSeconds(1);
+  /**
+   * Only a node that started this recently asks the other nodes for a state it does not hold: a
+   * giver knew every node that had been up for a while, and asking on every start of a new scope
+   * would cost a round trip to every node.
+   */
+  private static final Duration NEWCOMER_FOR = Duration.ofSeconds(60);
 
   public sealed interface Command {}
 
@@ -101,6 +107,7 @@ public final class ScopeHandoff extends AbstractBehavior<ScopeHandoff.Command> {
   /** Scopes whose Redis history may have a hole (an owner failed to write), until a new epoch starts there. */
   private final Set<String> redisSuspects = new HashSet<>();
   private Set<ActorRef<Command>> peers = new HashSet<>();
+  private final long startedAt = System.nanoTime();
 
   private ScopeHandoff(ActorContext<Command> ctx, TimerScheduler<Command> timers) {
     super(ctx);
@@ -172,12 +179,14 @@ public final class ScopeHandoff extends AbstractBehavior<ScopeHandoff.Command> {
 
   /**
    * The local copy normally is there (the giver waited for every node it knew). A node that joined
-   * just before the hand-off may not have been known to the giver: then the other nodes are asked.
+   * just before the hand-off may not have been known to the giver: such a newcomer asks the other
+   * nodes.
    */
   private Behavior<Command> onTake(Take t) {
     ScopeState s = kept.remove(t.scope());
     List<ActorRef<Command>> others = peers.stream().filter(p -> !p.equals(getContext().getSelf())).toList();
-    if (s != null || others.isEmpty()) {
+    boolean newcomer = System.nanoTime() - startedAt < NEWCOMER_FOR.toNanos();
+    if (s != null || others.isEmpty() || !newcomer) {
       if (s != null) {
         Forget forget = new Forget(s.scope(), s.id());
         others.forEach(peer -> peer.tell(forget));

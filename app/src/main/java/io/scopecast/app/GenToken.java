@@ -1,6 +1,7 @@
 package io.scopecast.app;
 
 import com.typesafe.config.ConfigFactory;
+import io.scopecast.actors.auth.TokenMinter;
 import io.scopecast.actors.protocol.ScopeId;
 import java.io.PrintStream;
 import java.time.Duration;

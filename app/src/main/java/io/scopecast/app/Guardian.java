@@ -11,7 +11,9 @@ import io.scopecast.actors.history.RedisHistory;
 import io.scopecast.actors.metrics.ScopecastMetrics;
 import io.scopecast.actors.protocol.ClientFrameDecoder;
 import io.scopecast.actors.settings.ScopecastSettings;
+import io.scopecast.actors.auth.TokenMinter;
 import io.scopecast.http.ApiRoutes;
+import io.scopecast.http.DemoRoutes;
 import io.scopecast.http.HealthRoutes;
 import io.scopecast.http.HookAuthorizer;
 import io.scopecast.http.HttpServer;
@@ -32,6 +34,7 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
 import org.apache.pekko.http.javadsl.ServerBinding;
+import org.apache.pekko.http.javadsl.server.Route;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -88,7 +91,17 @@ public final class Guardian {
       ConnectionActor.Deps deps = new ConnectionActor.Deps(settings, metrics, nodeId, scopes::apply, fanout, tokens,
           authorizer, new ClientFrameDecoder(settings::knowsType));
       HealthRoutes health = new HealthRoutes(system, nodeId, metrics, () -> durable == null ? "disabled" : durable.state());
-      HttpServer server = new HttpServer(new WebSocketEndpoint(system, deps), new ApiRoutes(system, settings, scopes), health);
+      Route[] demo = {};
+      if (settings.demo()) {
+        if (settings.auth().jwtSecret().isEmpty()) {
+          log.warn("the demo needs an HS256 secret (scopecast.auth.jwt-secret); /demo stays off");
+        } else {
+          log.warn("demo mode: /demo and its token-minting endpoints are on; never do this in production");
+          demo = new Route[] {new DemoRoutes(new TokenMinter(settings.auth().jwtSecret()), tokens, scopes,
+              settings.api().timeout()).route()};
+        }
+      }
+      HttpServer server = new HttpServer(new WebSocketEndpoint(system, deps), new ApiRoutes(system, settings, scopes), health, demo);
       ctx.pipeToSelf(server.bind(system, settings.http().host(), settings.http().port()),
           (b, err) -> err != null ? new BindFailed(err) : new Bound(b));
 

@@ -1,5 +1,6 @@
 package io.scopecast.app;
 
+import io.scopecast.actors.auth.TokenMinter;
 import io.scopecast.actors.settings.ScopecastSettings;
 import java.security.SecureRandom;
 import java.time.Duration;

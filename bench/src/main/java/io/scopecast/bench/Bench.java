@@ -22,7 +22,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
  */
 public final class Bench {
   /** JVM flags of the server under test, unless --jvm says otherwise (docs/benchmarks.md explains them). */
-  static final String DEFAULT_SERVER_JVM = "-Xms512m -Xmx512m -XX:+UseParallelGC -XX:ParallelGCThreads=1 -XX:+AlwaysPreTouch";
+  static final String DEFAULT_SERVER_JVM = "-Xms1g -Xmx1g -XX:+UseParallelGC -XX:ParallelGCThreads=1 -XX:+AlwaysPreTouch";
+
+  /** For memory per connection: a heap that grows with use (no pre-touch), so RSS tells what connections cost. */
+  static final String IDLE_SERVER_JVM = "-Xmx3g -XX:+UseParallelGC -XX:ParallelGCThreads=1";
 
   private static final String USAGE = """
       usage: java -jar bench/target/scopecast-bench.jar WORKLOAD [options]
@@ -34,7 +37,7 @@ public final class Bench {
         cluster       fanout over --nodes 3 local nodes (deploy/local/cluster.sh); subscribers spread, publishes through node 1
         sweep         fanout at each of --rates 50,100,200,400,800 on one server
         chart         --in FILE --out PNG: latency percentiles vs publish rate, from the fanout/sweep runs in FILE
-        report        --in FILE --doc docs/benchmarks.md: rewrite the table of figures from the newest run per label
+        report        --in FILE --doc docs/benchmarks.md [--section table]: rewrite a table of figures (newest run per label)
       options: --redis (start redis-server and use it), --jar app/target/scopecast.jar, --jvm "server JVM flags",
                --server-cpus 0 --client-cpus 1 (taskset), --client-threads 1, --out bench/results/results.jsonl,
                --label NAME, --url http://host:port[,…] --secret S --api-key K (an already running server)""";
@@ -53,9 +56,17 @@ public final class Bench {
     switch (workload) {
       case "fanout" -> withServer(o, 1, (s, c) -> fanout(o, s, c, o.number("rate", 200), "fanout").emit(out));
       case "saturate" -> withServer(o, 1, (s, c) -> fanout(o, s, c, 0, "saturate").emit(out));
-      case "cluster" -> withServer(o, o.integer("nodes", 3), (s, c) -> fanout(o, s, c, o.number("rate", 200), "cluster").emit(out));
+      case "cluster" -> withServer(o, o.integer("nodes", 3), (s, c) -> {
+        // nodes that joined within the last minute ask each other for handed-off scope state when a
+        // scope starts (ScopeHandoff): measure the cluster in its steady state
+        Server.pause(1000L * o.integer("settle", 65));
+        fanout(o, s, c, o.number("rate", 200), "cluster").emit(out);
+      });
       case "rooms" -> withServer(o, 1, (s, c) -> rooms(o, s, c).emit(out));
-      case "idle" -> withServer(o, 1, (s, c) -> idle(o, s, c).emit(out));
+      case "idle" -> {
+        if (!o.has("jvm")) o.all().put("jvm", IDLE_SERVER_JVM);
+        withServer(o, 1, (s, c) -> idle(o, s, c).emit(out));
+      }
       case "resume-storm" -> withServer(o, 1, (s, c) -> resumeStorm(o, s, c).emit(out));
       case "sweep" -> withServer(o, 1, (s, c) -> {
         for (String r : o.string("rates", "50,100,200,400,800").split(",")) {
@@ -68,7 +79,8 @@ public final class Bench {
         }
       });
       case "chart" -> Report.chart(Path.of(o.string("in", out.toString())), Path.of(o.string("out-png", o.string("png", "docs/benchmarks-latency.png"))));
-      case "report" -> Report.table(Path.of(o.string("in", out.toString())), Path.of(o.string("doc", "docs/benchmarks.md")));
+      case "report" -> Report.table(Path.of(o.string("in", out.toString())), Path.of(o.string("doc", "docs/benchmarks.md")),
+          o.string("section", "table"));
       default -> {
         System.err.println("unknown workload " + workload + "\n" + USAGE);
         System.exit(2);
@@ -118,19 +130,40 @@ public final class Bench {
     return connectAll(s, clients, n, parallel, frameOf, (c, i) -> { });
   }
 
-  /** As above; {@code opened} runs for each connection before its handshake can complete. */
+  /**
+   * As above; {@code opened} runs for each connection before its handshake can complete. A
+   * connection that fails is tried again (up to 5 times, after 1 s), as a client library would.
+   */
   static List<WsClients.Conn> connectAll(Server s, WsClients clients, int n, int parallel,
       java.util.function.IntFunction<String> frameOf, java.util.function.ObjIntConsumer<WsClients.Conn> opened) {
+    List<WsClients.Conn> conns = connectOnce(s, clients, n, parallel, frameOf, opened, i -> i);
+    for (int attempt = 1; attempt <= 5; attempt++) {
+      List<Integer> failed = new ArrayList<>();
+      for (int i = 0; i < conns.size(); i++) if (conns.get(i).connected.isCompletedExceptionally()) failed.add(i);
+      if (failed.isEmpty()) break;
+      clients.failedConnects.add(failed.size());
+      System.err.println("warning: " + failed.size() + " connections failed; trying them again");
+      Server.pause(1000);
+      List<WsClients.Conn> again = connectOnce(s, clients, failed.size(), parallel, k -> frameOf.apply(failed.get(k)),
+          (c, k) -> opened.accept(c, failed.get(k)), failed::get);
+      for (int k = 0; k < failed.size(); k++) conns.set(failed.get(k), again.get(k));
+    }
+    return conns;
+  }
+
+  private static List<WsClients.Conn> connectOnce(Server s, WsClients clients, int n, int parallel,
+      java.util.function.IntFunction<String> frameOf, java.util.function.ObjIntConsumer<WsClients.Conn> opened,
+      java.util.function.IntUnaryOperator slot) {
     List<WsClients.Conn> conns = new ArrayList<>(n);
     Semaphore inFlight = new Semaphore(parallel);
     List<CompletableFuture<String>> all = new ArrayList<>(n);
     for (int i = 0; i < n; i++) {
       inFlight.acquireUninterruptibly();
-      InetSocketAddress local = new InetSocketAddress("127.0.0." + (1 + i / 25_000), 0);
-      WsClients.Conn c = clients.open(s.ws(i), frameOf.apply(i), local);
+      InetSocketAddress local = new InetSocketAddress("127.0.0." + (1 + slot.applyAsInt(i) / 25_000), 0);
+      WsClients.Conn c = clients.open(s.ws(slot.applyAsInt(i)), frameOf.apply(i), local);
       opened.accept(c, i);
       conns.add(c);
-      all.add(c.connected.whenComplete((v, e) -> inFlight.release()));
+      all.add(c.connected.whenComplete((v, e) -> inFlight.release()).exceptionally(e -> null));
     }
     CompletableFuture.allOf(all.toArray(CompletableFuture[]::new)).orTimeout(300, TimeUnit.SECONDS).join();
     return conns;
@@ -146,6 +179,29 @@ public final class Bench {
     return true;
   }
 
+  static boolean reached(List<WsClients.Conn> conns, String scope, long count) {
+    for (WsClients.Conn c : conns) if (!c.closed && c.track(scope).count < count) return false;
+    return true;
+  }
+
+  static long[] counts(List<WsClients.Conn> conns, String scope) {
+    long[] out = new long[conns.size()];
+    for (int i = 0; i < out.length; i++) out[i] = conns.get(i).track(scope).count;
+    return out;
+  }
+
+  static long delivered(List<WsClients.Conn> conns, String scope, long[] start) {
+    long d = 0;
+    for (int i = 0; i < start.length; i++) d += conns.get(i).track(scope).count - start[i];
+    return d;
+  }
+
+  static long shortfall(List<WsClients.Conn> conns, String scope, long expected) {
+    long s = 0;
+    for (WsClients.Conn c : conns) s += Math.max(0, expected - c.track(scope).count);
+    return s;
+  }
+
   // ---- workloads -----------------------------------------------------------------------------
 
   /** fanout / saturate / cluster: one scope, many subscribers, publishes at a rate (0: as fast as allowed). */
@@ -154,43 +210,46 @@ public final class Bench {
     int events = o.integer("events", rate == 0 ? 5000 : 2000);
     int warmup = o.integer("warmup", 400);
     String scope = "workspace:bench";
-    List<WsClients.Conn> conns = connectAll(s, clients, subs, 200, i -> connectFrame(tokenFor(s, "s" + i, "bench"), "bench", null));
+    List<WsClients.Conn> all = connectAll(s, clients, subs, 200, i -> connectFrame(tokenFor(s, "s" + i, "bench"), "bench", null));
+    // a client whose connected frame did not list the scope was told so (an error frame): it is not
+    // a subscriber, and a real client would subscribe again; it is counted, not measured
+    List<WsClients.Conn> conns = all.stream().filter(c -> c.track(scope).epoch != null).toList();
+    int unsubscribed = all.size() - conns.size();
+    if (unsubscribed > 0) System.err.println("warning: " + unsubscribed + " clients are not subscribed to " + scope);
     List<String> publishVia = workload.equals("cluster") ? List.of(s.bases.get(0)) : s.bases;
     Publisher pub = new Publisher(publishVia, s.apiKey, o.integer("window", rate == 0 ? 256 : 64));
 
     pub.run(warmup, rate == 0 ? 2000 : rate, i -> scope);
-    await(() -> clients.events.sum() >= (long) subs * warmup, Duration.ofSeconds(60));
+    await(() -> reached(conns, scope, warmup), Duration.ofSeconds(60));
     clients.latencyMicros.reset();
-    long before = clients.events.sum();
+    long[] start = counts(conns, scope);
     double cpu0 = s.cpuSeconds();
     double redis0 = s.redisCpuSeconds();
     double gen0 = generatorCpuSeconds();
     long t0 = System.nanoTime();
 
     pub.run(events, rate, i -> scope);
-    long expected = (long) subs * events;
-    boolean complete = await(() -> clients.events.sum() - before >= expected, Duration.ofSeconds(60));
+    boolean complete = await(() -> reached(conns, scope, warmup + events), Duration.ofSeconds(60));
     double wall = (System.nanoTime() - t0) / 1e9;
     double cpu = s.cpuSeconds() - cpu0;
-    long delivered = clients.events.sum() - before;
-
-    long lost = 0;
-    for (WsClients.Conn c : conns) {
-      WsClients.Track t = c.track(scope);
-      lost += Math.max(0, (warmup + events) - t.count);
-    }
+    long delivered = delivered(conns, scope, start);
+    long late = shortfall(conns, scope, warmup + events);
+    if (!complete) await(() -> reached(conns, scope, warmup + events), Duration.ofSeconds(120)); // stragglers are late, not lost
+    long lost = shortfall(conns, scope, warmup + events) + clients.gaps.sum();
+    long expectedDeliveries = (long) conns.size() * events;
     Result r = new Result(workload, o)
-        .put("nodes", s.bases.size()).put("subscribers", subs).put("events", events)
+        .put("nodes", s.bases.size()).put("subscribers", conns.size()).put("not_subscribed", unsubscribed).put("events", events)
         .put("publish_rate_target", rate).put("publish_rate", events / wall)
-        .put("delivered", delivered).put("lost", lost).put("gaps", clients.gaps.sum()).put("duplicates", clients.duplicates.sum())
-        .put("complete", complete ? "yes" : "no").put("publish_errors", pub.failed.sum())
+        .put("delivered", delivered).put("lost", lost).put("late_at_end_of_window", late).put("gaps", clients.gaps.sum())
+        .put("duplicates", clients.duplicates.sum()).put("complete", complete ? "yes" : "no").put("publish_errors", pub.failed.sum())
         .put("wall_s", wall).put("delivered_per_s", delivered / wall)
         .put("server_cpu_s", cpu).put("delivered_per_server_cpu_s", delivered / Math.max(cpu, 1e-9))
         .put("redis_cpu_s", s.redisCpuSeconds() - redis0)
         .put("generator_cpu_s", generatorCpuSeconds() - gen0)
         .put("server_peak_rss_mb", s.peakRssKb() / 1024.0)
         .latency("latency_ms", clients.latencyMicros);
-    conns.forEach(WsClients.Conn::close);
+    r.put("expected", expectedDeliveries);
+    all.forEach(WsClients.Conn::close);
     return r;
   }
 
@@ -268,7 +327,7 @@ public final class Bench {
     long rss0 = s.rssKb();
     double cpu0 = s.cpuSeconds();
     long t0 = System.nanoTime();
-    List<WsClients.Conn> conns = connectAll(s, clients, n, o.integer("parallel", 500),
+    List<WsClients.Conn> conns = connectAll(s, clients, n, o.integer("parallel", 200),
         i -> connectFrame(tokenFor(s, "i" + i, "bench"), null, null));
     double connectWall = (System.nanoTime() - t0) / 1e9;
     double connectCpu = s.cpuSeconds() - cpu0;
@@ -281,7 +340,7 @@ public final class Bench {
         .put("rss_kb_per_connection", (rss1 - rss0) / (double) n)
         .put("live_heap_before_mb", heap0 / 1048576.0).put("live_heap_after_mb", heap1 / 1048576.0)
         .put("live_heap_kb_per_connection", (heap1 - heap0) / 1024.0 / n)
-        .put("open", clients.openConnections())
+        .put("open", clients.openConnections()).put("failed_connects", clients.failedConnects.sum())
         .put("server_jvm", o.string("jvm", DEFAULT_SERVER_JVM));
     conns.forEach(WsClients.Conn::close);
     return r;
@@ -327,7 +386,8 @@ public final class Bench {
     Result r = new Result("resume-storm", o).put("subscribers", subs).put("publish_rate", rate)
         .put("caught_up", caughtUp ? "yes" : "no").put("catch_up_s", catchUp).put("server_cpu_s", cpu)
         .put("gaps_after_resume", clients.gaps.sum() - gaps0).put("resyncs", clients.resyncs.sum())
-        .put("duplicates", clients.duplicates.sum()).put("publish_errors", pub.failed.sum());
+        .put("duplicates", clients.duplicates.sum()).put("publish_errors", pub.failed.sum())
+        .put("failed_connect_attempts", clients.failedConnects.sum());
     back.forEach(WsClients.Conn::close);
     return r;
   }

@@ -17,8 +17,13 @@ import org.knowm.xchart.style.Styler;
 
 /** Turns the JSON lines of the runs into the chart and the table of docs/benchmarks.md. */
 final class Report {
-  static final String TABLE_START = "<!-- bench:table:start -->";
-  static final String TABLE_END = "<!-- bench:table:end -->";
+  static String start(String section) {
+    return "<!-- bench:" + section + ":start -->";
+  }
+
+  static String end(String section) {
+    return "<!-- bench:" + section + ":end -->";
+  }
 
   private Report() {}
 
@@ -57,8 +62,8 @@ final class Report {
     System.out.println("wrote " + png);
   }
 
-  /** Rewrites the table between the markers in {@code doc} with the newest run of every label. */
-  static void table(Path in, Path doc) throws IOException {
+  /** Rewrites the table between the markers of {@code section} in {@code doc} with the newest run of every label. */
+  static void table(Path in, Path doc, String section) throws IOException {
     Map<String, JsonNode> newest = new LinkedHashMap<>();
     for (JsonNode r : read(in)) newest.put(r.path("label").asText(), r);
     StringBuilder t = new StringBuilder();
@@ -75,10 +80,12 @@ final class Report {
         case "resume-storm" -> String.format("%d clients caught up in %.2f s (%s), %d gaps, %d resyncs",
             r.path("subscribers").asInt(), r.path("catch_up_s").asDouble(), r.path("caught_up").asText(),
             r.path("gaps_after_resume").asLong(), r.path("resyncs").asLong());
-        default -> String.format("publish rate %.0f/s, server CPU %.1f s, generator CPU %.1f s%s, peak RSS %.0f MB",
+        default -> String.format("publish rate %.0f/s, server CPU %.1f s, generator CPU %.1f s%s, peak RSS %.0f MB%s",
             r.path("publish_rate").asDouble(), r.path("server_cpu_s").asDouble(), r.path("generator_cpu_s").asDouble(),
             r.path("redis").asBoolean() ? String.format(", Redis CPU %.1f s", r.path("redis_cpu_s").asDouble()) : "",
-            r.path("server_peak_rss_mb").asDouble());
+            r.path("server_peak_rss_mb").asDouble(),
+            r.path("not_subscribed").asInt() > 0 ? String.format("; %d of %d clients were refused the scope in their handshake (unavailable) and are not counted",
+                r.path("not_subscribed").asInt(), r.path("not_subscribed").asInt() + r.path("subscribers").asInt()) : "");
       };
       t.append("| ").append(r.path("label").asText()).append(r.path("redis").asBoolean() && !r.path("label").asText().contains("redis") ? " (Redis)" : "")
           .append(" | ").append(fmt(r, "delivered_per_s"))
@@ -88,10 +95,10 @@ final class Report {
           .append(" | ").append(other).append(" |\n");
     }
     String text = Files.readString(doc, StandardCharsets.UTF_8);
-    int a = text.indexOf(TABLE_START);
-    int b = text.indexOf(TABLE_END);
-    if (a < 0 || b < a) throw new IllegalStateException(doc + " has no " + TABLE_START + " … " + TABLE_END + " section");
-    Files.writeString(doc, text.substring(0, a + TABLE_START.length()) + "\n" + t + text.substring(b), StandardCharsets.UTF_8);
+    int a = text.indexOf(start(section));
+    int b = text.indexOf(end(section));
+    if (a < 0 || b < a) throw new IllegalStateException(doc + " has no " + start(section) + " … " + end(section) + " section");
+    Files.writeString(doc, text.substring(0, a + start(section).length()) + "\n" + t + text.substring(b), StandardCharsets.UTF_8);
     System.out.println("updated the table in " + doc + " from " + newest.size() + " runs");
   }
 

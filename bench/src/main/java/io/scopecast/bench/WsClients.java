@@ -41,6 +41,7 @@ final class WsClients implements AutoCloseable {
   final LongAdder duplicates = new LongAdder();
   final LongAdder resyncs = new LongAdder();
   final LongAdder disconnects = new LongAdder();
+  final LongAdder failedConnects = new LongAdder();
   private final EventLoopGroup group;
   private final Bootstrap bootstrap;
   private final AtomicLong connections = new AtomicLong();

@@ -24,9 +24,14 @@ public final class HttpServer extends AllDirectives {
 
   private final Route routes;
 
-  public HttpServer(WebSocketEndpoint ws, ApiRoutes api, HealthRoutes health) {
-    this.routes = handleExceptions(exceptions(), () -> handleRejections(rejections(),
-        () -> concat(ws.route(), api.route(), health.route())));
+  /** @param more further routes (the demo), or none */
+  public HttpServer(WebSocketEndpoint ws, ApiRoutes api, HealthRoutes health, Route... more) {
+    Route all = concat(ws.route(), api.route(), health.route());
+    for (Route r : more) all = concat(all, r);
+    Route routes = all;
+    ExceptionHandler exceptions = exceptions();
+    RejectionHandler rejections = rejections();
+    this.routes = handleExceptions(exceptions, () -> handleRejections(rejections, () -> routes));
   }
 
   public Route routes() {

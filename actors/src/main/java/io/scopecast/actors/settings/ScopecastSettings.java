@@ -23,7 +23,8 @@ public record ScopecastSettings(
     Api api,
     Redis redis,
     Duration shutdownTimeout,
-    Duration drainPeriod) {
+    Duration drainPeriod,
+    boolean demo) {
 
   public record Http(String host, int port, long maxBodyBytes) {}
 
@@ -150,7 +151,7 @@ public record ScopecastSettings(
         r.getDuration("meta-ttl"));
 
     return new ScopecastSettings(nodeId, http, auth, connection, clientEvents, presence, Map.copyOf(types),
-        scope, api, redis, c.getDuration("shutdown-timeout"), c.getDuration("drain-period"));
+        scope, api, redis, c.getDuration("shutdown-timeout"), c.getDuration("drain-period"), c.getBoolean("demo.enabled"));
   }
 
   private static int positive(Config c, String key) {
@@ -162,6 +163,6 @@ public record ScopecastSettings(
   /** Returns a copy with another auth section (used when the app generates a secret or key). */
   public ScopecastSettings withAuth(Auth newAuth) {
     return new ScopecastSettings(nodeId, http, newAuth, connection, clientEvents, presence, scopeTypes, scope,
-        api, redis, shutdownTimeout, drainPeriod);
+        api, redis, shutdownTimeout, drainPeriod, demo);
   }
 }

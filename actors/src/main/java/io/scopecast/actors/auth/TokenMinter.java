@@ -1,4 +1,4 @@
-package io.scopecast.app;
+package io.scopecast.actors.auth;
 
 import com.auth0.jwt.JWT;
 import com.auth0.jwt.JWTCreator;
