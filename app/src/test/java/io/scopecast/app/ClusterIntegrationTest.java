@@ -44,6 +44,16 @@ class ClusterIntegrationTest {
     }
   }
 
+  /** Six clients of the workspace, two connected to each node. */
+  private List<ResumingClient> twoClientsPerNode(String userPrefix, String workspace) {
+    List<ResumingClient> clients = new ArrayList<>();
+    for (int i = 0; i < 6; i++) {
+      clients.add(new ResumingClient(Tokens.user(userPrefix + i, workspace), "\"workspace\":\"" + workspace + "\"")
+          .connect(nodes.get(i % 3).ws("")));
+    }
+    return clients;
+  }
+
   /** Publishes through the nodes in turn, retrying (with the same key) while the scope's owner moves. */
   private static JsonNode publish(List<TestNode> via, int i, String scope) {
     String body = "{\"scope\":\"" + scope + "\",\"event\":\"e\",\"payload\":{\"i\":" + i + "},\"idempotency_key\":\"k" + i + "\"}";
@@ -59,10 +69,7 @@ class ClusterIntegrationTest {
   void threeNodesBehaveAsOneServer() {
     startCluster(3);
     String scope = "workspace:all";
-    List<ResumingClient> clients = new ArrayList<>();
-    for (int i = 0; i < 6; i++) {
-      clients.add(new ResumingClient(Tokens.user("u" + i, "all"), "\"workspace\":\"all\"").connect(nodes.get(i % 3).ws("")));
-    }
+    List<ResumingClient> clients = twoClientsPerNode("u", "all");
     long last = 0;
     for (int i = 1; i <= 60; i++) last = publish(nodes, i, scope).get("offset").asLong();
     assertEquals(60, last);
@@ -89,10 +96,7 @@ class ClusterIntegrationTest {
   void losingTheNodeThatOwnsABusyScopeLosesNothingSilently() {
     startCluster(3);
     String scope = "workspace:busy";
-    List<ResumingClient> clients = new ArrayList<>();
-    for (int i = 0; i < 6; i++) {
-      clients.add(new ResumingClient(Tokens.user("b" + i, "busy"), "\"workspace\":\"busy\"").connect(nodes.get(i % 3).ws("")));
-    }
+    List<ResumingClient> clients = twoClientsPerNode("b", "busy");
     for (int i = 1; i <= 20; i++) publish(nodes, i, scope);
     String owner = nodes.get(0).api("GET", "/api/scopes/" + scope, null).json().get("node").asText();
     TestNode victim = nodes.stream().filter(n -> n.nodeId().equals(owner)).findFirst().orElseThrow();
@@ -123,10 +127,7 @@ class ClusterIntegrationTest {
   void aNodeLeavingGracefullyHandsItsScopesOverWithoutAResync() {
     startCluster(3);
     String scope = "workspace:moving";
-    List<ResumingClient> clients = new ArrayList<>();
-    for (int i = 0; i < 6; i++) {
-      clients.add(new ResumingClient(Tokens.user("m" + i, "moving"), "\"workspace\":\"moving\"").connect(nodes.get(i % 3).ws("")));
-    }
+    List<ResumingClient> clients = twoClientsPerNode("m", "moving");
     for (int i = 1; i <= 20; i++) publish(nodes, i, scope);
     String owner = nodes.get(0).api("GET", "/api/scopes/" + scope, null).json().get("node").asText();
     TestNode leaving = nodes.stream().filter(n -> n.nodeId().equals(owner)).findFirst().orElseThrow();
