@@ -1,0 +1,109 @@
+package io.scopecast.actors.connection;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.scopecast.actors.ScopeEntity;
+import io.scopecast.actors.protocol.Position;
+import io.scopecast.actors.protocol.ScopeId;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.pekko.actor.typed.ActorRef;
+
+/**
+ * One subscription of one connection, as its actor keeps it (§13.18): whether it is still being
+ * authorized, waiting for its owner's answer (asked again with backoff until one comes) or
+ * answered, and whether it is catching up from history. Its delivery position lives in the send
+ * buffer's {@link DeliveryCursor}.
+ */
+public final class Subscription {
+
+  public enum State { AUTHORIZING, REQUESTING, ANSWERED }
+
+  /** Why the owner is being asked: the handshake, a subscribe frame, or the owner was lost or changed. */
+  public enum Reason { HANDSHAKE, EXPLICIT, FAILOVER }
+
+  /** Why a subscription reads history: a replay the client asked for (or a gap), or it fell behind live events. */
+  public enum CatchUp { NONE, REPLAY, BEHIND }
+
+  private static final Duration FIRST_RETRY = Duration.ofMillis(250);
+  private static final Duration MAX_RETRY = Duration.ofSeconds(2);
+
+  public final ScopeId scope;
+  public final String name;
+  public State state = State.AUTHORIZING;
+  /** The outstanding authorization (matches its answer). */
+  public long authorization;
+  public String token;
+  /** Ids of subscribe frames still to be answered. */
+  public final List<JsonNode> replyIds = new ArrayList<>(1);
+  /** The client was told the scope is pending: the answer is sent unsolicited. */
+  public boolean toldPending;
+  public ActorRef<ScopeEntity.Command> entity;
+  /** The owner's last offset as last heard (answer or history page). */
+  public long scopeOffset;
+  public CatchUp catchUp = CatchUp.NONE;
+  /** The outstanding history read (0: none), and whether a read waits for room in the send buffer. */
+  public long pageRequest;
+  public boolean waitingForRoom;
+  public TokenBucket clientEvents;
+  /** Answered during the handshake: where delivery starts once {@code connected} is out. */
+  public Start start;
+
+  /** A position to deliver from: the owner's epoch and the last offset the client has. */
+  public record Start(String epoch, long from) {}
+
+  // ---- the outstanding request to the owner ----
+  public Reason reason;
+  public Position since;
+  /** Answers to requests numbered from here on are accepted; 0: nothing asked. */
+  private long firstRequest;
+  private int attempts;
+  private Duration waited = Duration.ZERO;
+
+  public Subscription(ScopeId scope) {
+    this.scope = scope;
+    this.name = scope.toString();
+  }
+
+  /** Starts asking the owner; {@code requestId} numbers the first request. */
+  public void ask(Reason why, Position from, long requestId) {
+    reason = why;
+    since = from;
+    firstRequest = requestId;
+    attempts = 0;
+    waited = Duration.ZERO;
+    if (state == State.AUTHORIZING) state = State.REQUESTING;
+  }
+
+  public boolean isAsking() {
+    return firstRequest != 0;
+  }
+
+  /** An answer to request {@code requestId} belongs to the current question. */
+  public boolean accepts(long requestId) {
+    return firstRequest != 0 && requestId >= firstRequest;
+  }
+
+  /** The question is answered: later answers to it are ignored. */
+  public void answered() {
+    firstRequest = 0;
+  }
+
+  /** The delay before asking again: 250 ms doubling up to 2 s (§13.18: at most every 2 s after the first tries). */
+  public Duration nextRetry() {
+    long millis = Math.min(MAX_RETRY.toMillis(), FIRST_RETRY.toMillis() << Math.min(attempts, 4));
+    attempts++;
+    Duration d = Duration.ofMillis(millis);
+    waited = waited.plus(d);
+    return d;
+  }
+
+  /** How long the owner has been asked without answering (by the retry schedule, so it runs on the scheduler's clock). */
+  public Duration waited() {
+    return waited;
+  }
+
+  public boolean isAnswered() {
+    return state == State.ANSWERED;
+  }
+}
