@@ -6,10 +6,15 @@ import io.scopecast.actors.auth.ScopeAuthorizer;
 import io.scopecast.actors.auth.ScopeAuthorizer.Decision;
 import io.scopecast.actors.auth.TokenVerifier;
 import io.scopecast.actors.auth.UserClaims;
-import io.scopecast.actors.connection.ErrorWindow;
+import io.scopecast.actors.connection.CloseCode;
+import io.scopecast.actors.connection.DeliveryCursor;
+import io.scopecast.actors.connection.FrameGuard;
+import io.scopecast.actors.connection.Handshake;
 import io.scopecast.actors.connection.Outbound;
+import io.scopecast.actors.connection.Subscription;
+import io.scopecast.actors.connection.Subscription.CatchUp;
+import io.scopecast.actors.connection.Subscription.Reason;
 import io.scopecast.actors.connection.TokenBucket;
-import io.scopecast.actors.history.HistoryEntry;
 import io.scopecast.actors.metrics.ScopecastMetrics;
 import io.scopecast.actors.protocol.ClientFrame;
 import io.scopecast.actors.protocol.ClientFrameDecoder;
@@ -19,37 +24,34 @@ import io.scopecast.actors.protocol.ProtocolError;
 import io.scopecast.actors.protocol.ScopeId;
 import io.scopecast.actors.protocol.ServerFrames;
 import io.scopecast.actors.settings.ScopecastSettings;
-import java.time.Duration;
-import java.util.ArrayDeque;
-import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.function.Consumer;
 import java.util.function.Function;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.PostStop;
 import org.apache.pekko.actor.typed.RecipientRef;
-import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.BehaviorBuilder;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.javadsl.StashBuffer;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import org.apache.pekko.japi.Pair;
 
 /**
- * One per WebSocket. It owns everything about its connection: the handshake (§2), the user's
- * subscriptions and their positions, heartbeats (§8), limits, and the {@link Outbound} send
- * buffer. Inbound frames arrive from the socket stream one at a time (acknowledged, so the socket
- * is read no faster than this actor works); events arrive from the node's {@link NodeFanout}.
+ * One per WebSocket. Its lifecycle reads top to bottom: waiting for the socket's stream, then for
+ * the {@code connect} frame, the handshake (§2), serving, and closing (§8). It owns the user's
+ * subscriptions (§13.18: asked for again until the owner answers), heartbeats and limits.
  *
- * <p>Per subscription it keeps the last offset it delivered, so that nothing reaches the client
- * twice or with a gap: live events that overtake a replay wait until it is done, a gap in live
- * events is filled from history, and the loss of a scope's owner (its entity stops) leads to a
- * re-subscribe with {@code since} = the last delivered position. Where history cannot fill a
- * gap, the client is told with {@code resync}.
+ * <p>Durable events do not pass through it: the node's {@link NodeFanout} hands them to the
+ * connection's {@link Outbound} send buffer, whose per-scope {@link DeliveryCursor} lets the next
+ * offset straight through and tells this actor only what needs deciding: a gap or no room (read
+ * history, paced by the socket), a new epoch (subscribe again), a client too far behind (4008).
  */
-public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Command> {
+public final class ConnectionActor {
 
   public sealed interface Command {}
 
@@ -81,15 +83,9 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
 
   // ---- from the node's fanout ----------------------------------------------------------------
 
-  /** The scope entity's answer to a subscribe, relayed by the fanout ahead of the scope's events. */
+  /** The scope entity's answer to a subscribe, relayed by the fanout once the send buffer judges the scope's events. */
   public record Subscribed(String scope, ActorRef<ScopeEntity.Command> entity, String epoch, long offset,
       boolean recovered, long requestId) implements Command {}
-
-  /** A durable event; {@code frame} is the encoded event frame shared by every subscriber. */
-  public record Event(String scope, String epoch, long offset, String frame, long ts) implements Command {}
-
-  /** An ephemeral frame (client event, presence change) for this connection. */
-  public record Ephemeral(String scope, String frame) implements Command {}
 
   /** The scope started a new epoch (after a Redis outage): continue from its position, after a resync frame. */
   public record ScopeResync(String scope, String epoch, long offset, String reason) implements Command {}
@@ -100,27 +96,34 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
   /** Close this connection with a {@code disconnect} frame (kick, shutdown). */
   public record Disconnect(int code, String reason, boolean reconnect) implements Command {
     public static Disconnect goingAway() {
-      return new Disconnect(1001, "server shutting down", true);
+      return new Disconnect(CloseCode.GOING_AWAY.code, CloseCode.GOING_AWAY.reason, true);
     }
   }
 
   // ---- internal ------------------------------------------------------------------------------
 
+  /** From the send buffer: a live event of the scope needs a decision. */
+  private record Attention(String scope, DeliveryCursor.Verdict verdict) implements Command {}
+
+  private enum Room implements Command { INSTANCE }
+
+  private record PresenceShed(Set<String> scopes) implements Command {}
+
   private record PageArrived(ScopeEntity.HistoryPage page) implements Command {}
 
-  private record ReplayTaken(String scope, long pageRequest) implements Command {}
-
-  private record Authorized(String scope, long requestId, Decision decision) implements Command {}
+  private record Authorized(String scope, long authorization, Decision decision) implements Command {}
 
   private record EntityStopped(String scope, ActorRef<ScopeEntity.Command> entity) implements Command {}
 
-  private record SubscribeTimedOut(String scope, long requestId) implements Command {}
+  private record RetrySubscribe(String scope) implements Command {}
+
+  private record ExplicitPending(String scope) implements Command {}
 
   private record PageTimedOut(String scope, long pageRequest) implements Command {}
 
   private record PresenceAnswer(JsonNode id, String scope, ScopeEntity.PresenceMembers members) implements Command {}
 
-  private enum Timer implements Command { HANDSHAKE_TIMEOUT, SEND_PING, HEARTBEAT_CHECK, CLOSE_TIMEOUT }
+  private enum Timer implements Command { HANDSHAKE_TIMEOUT, HANDSHAKE_DEADLINE, SEND_PING, HEARTBEAT_CHECK, CLOSE_TIMEOUT }
 
   /** What every connection actor of a node shares. */
   public record Deps(
@@ -133,6 +136,9 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
       ScopeAuthorizer authorizer,
       ClientFrameDecoder decoder) {}
 
+  /** A replay page stays well under Artery's frame size when it crosses nodes (JSON characters). */
+  private static final long MAX_PAGE_CHARS = 256 * 1024;
+
   /**
    * @param upgradeClaims the verified token of the upgrade request, or null when the token is to
    *     come in the connect frame
@@ -143,7 +149,7 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
       timers.startSingleTimer(Timer.HANDSHAKE_TIMEOUT, deps.settings().connection().handshakeTimeout());
       return Behaviors.receive(Command.class)
           .onMessage(OutboundReady.class, r -> stash.unstashAll(
-              new ConnectionActor(ctx, timers, deps, r.outbound(), connId, upgradeClaims, queryWorkspace)))
+              new ConnectionActor(ctx, timers, stash, deps, r.outbound(), connId, upgradeClaims, queryWorkspace).awaitingConnect()))
           .onMessageEquals(Timer.HANDSHAKE_TIMEOUT, Behaviors::stopped) // the socket's stream never started
           .onAnyMessage(m -> {
             stash.stash(m);
@@ -153,73 +159,41 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
     })));
   }
 
-  // ---- state ---------------------------------------------------------------------------------
-
-  private enum Phase { AWAIT_CONNECT, HANDSHAKE, ACTIVE, CLOSING }
-
-  /** Why a subscribe request was sent to a scope entity. */
-  private enum Request { HANDSHAKE, EXPLICIT, FAILOVER }
-
-  private enum Stage { AUTHORIZING, SUBSCRIBING, ACTIVE }
-
-  /** One subscription and its delivery position. */
-  private static final class Sub {
-    final ScopeId scope;
-    final String name;
-    Stage stage = Stage.AUTHORIZING;
-    /** The outstanding authorize or subscribe request (0: none) and why it was sent. */
-    long requestId;
-    Request request;
-    Position since;
-    String token;
-    final List<JsonNode> replyIds = new ArrayList<>();
-    ActorRef<ScopeEntity.Command> entity;
-    String epoch;
-    long lastDelivered;
-    long replayTarget;
-    boolean replaying;
-    long pageRequest;
-    final ArrayDeque<Event> buffered = new ArrayDeque<>();
-    TokenBucket clientEvents;
-
-    Sub(ScopeId scope) {
-      this.scope = scope;
-      this.name = scope.toString();
-    }
-  }
-
+  private final ActorContext<Command> ctx;
   private final TimerScheduler<Command> timers;
+  /** Frames that arrive during the handshake wait here (only a socket that ignores acknowledgements sends them). */
+  private final StashBuffer<Command> stash;
   private final Deps deps;
   private final ScopecastSettings.Connection limits;
   private final ScopecastMetrics metrics;
   private final Outbound outbound;
   private final String connId;
   private final String queryWorkspace;
-  private final TokenBucket flood;
-  private final ErrorWindow errors;
+  private final FrameGuard guard;
   private final ActorRef<ScopeEntity.HistoryPage> pageAdapter;
+  private final Map<String, Subscription> subs = new LinkedHashMap<>();
+  private final Handshake handshake = new Handshake();
 
-  private Phase phase = Phase.AWAIT_CONNECT;
   private UserClaims claims;
   private String workspace;
-  private final Map<String, Sub> subs = new LinkedHashMap<>();
   private long nextRequestId = 1;
-  private long unansweredPingSince;
+  private boolean awaitingPong;
   /** The user's status as this connection knows it; sent with subscribes to presence scopes. */
   private String status = "online";
   private String statusText = "";
-  /** Handshake: the scopes of the connected frame in order, their entries once answered, and the error frames that follow it. */
-  private final LinkedHashMap<String, ServerFrames.ScopeEntry> handshakeEntries = new LinkedHashMap<>();
-  private final List<String> handshakeErrors = new ArrayList<>();
-  private final Map<String, Decision> handshakeDecisions = new HashMap<>();
-  private final List<ClientFrame.ResumeEntry> handshakeResume = new ArrayList<>();
-  private int handshakeOutstanding;
+  /** The connect frame's acknowledgement, held until {@code connected} is out: the socket is not read meanwhile. */
   private ActorRef<StreamAck> connectAckTo;
+  private boolean deadlinePassed;
+  /** Set by {@link #close}: the handler that closed returns {@link #closing}. */
+  private boolean closed;
+  /** Set by a handler that moves the lifecycle on (connect frame taken, {@code connected} sent). */
+  private Behavior<Command> next;
 
-  private ConnectionActor(ActorContext<Command> ctx, TimerScheduler<Command> timers, Deps deps, Outbound outbound,
-      String connId, UserClaims upgradeClaims, String queryWorkspace) {
-    super(ctx);
+  private ConnectionActor(ActorContext<Command> ctx, TimerScheduler<Command> timers, StashBuffer<Command> stash, Deps deps,
+      Outbound outbound, String connId, UserClaims upgradeClaims, String queryWorkspace) {
+    this.ctx = ctx;
     this.timers = timers;
+    this.stash = stash;
     this.deps = deps;
     this.limits = deps.settings().connection();
     this.metrics = deps.metrics();
@@ -227,80 +201,287 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
     this.connId = connId;
     this.claims = upgradeClaims;
     this.queryWorkspace = queryWorkspace;
-    this.flood = new TokenBucket(limits.flood().framesPerSecond(), limits.flood().burst());
-    this.errors = new ErrorWindow(limits.flood().maxErrors(), limits.flood().errorWindow().toNanos());
+    this.guard = new FrameGuard(limits.flood());
     this.pageAdapter = ctx.messageAdapter(ScopeEntity.HistoryPage.class, PageArrived::new);
+    ActorRef<Command> self = ctx.getSelf();
+    outbound.listen(new Outbound.Listener() {
+      @Override
+      public void attention(String scope, DeliveryCursor.Verdict verdict) {
+        self.tell(new Attention(scope, verdict));
+      }
+
+      @Override
+      public void room() {
+        self.tell(Room.INSTANCE);
+      }
+
+      @Override
+      public void presenceShed(Set<String> scopes) {
+        self.tell(new PresenceShed(Set.copyOf(scopes)));
+      }
+    });
     metrics.connectionsOpened.inc();
     metrics.connectionsActive.inc();
-    deps.fanout().tell(new NodeFanout.Register(ctx.getSelf()));
-    timers.startSingleTimer(Timer.HANDSHAKE_TIMEOUT, limits.handshakeTimeout());
+    deps.fanout().tell(new NodeFanout.Register(self, outbound));
   }
 
-  @Override
-  public Receive<Command> createReceive() {
-    return newReceiveBuilder()
+  // ---- lifecycle -----------------------------------------------------------------------------
+
+  /** The socket is open; the first frame must be {@code connect} (§2). */
+  private Behavior<Command> awaitingConnect() {
+    return Behaviors.receive(Command.class)
         .onMessage(StreamStarted.class, s -> ack(s.ackTo()))
-        .onMessage(Received.class, this::onReceived)
+        .onMessage(Received.class, r -> then(() -> onFirstFrame(r)))
+        .onMessageEquals(Timer.HANDSHAKE_TIMEOUT, () -> then(() -> close(CloseCode.NOT_AUTHENTICATED,
+            "no connect frame within the handshake timeout")))
+        .onMessage(Disconnect.class, d -> then(() -> close(d.code(), d.reason(), d.reconnect())))
         .onMessageEquals(StreamEnded.INSTANCE, Behaviors::stopped)
         .onMessage(StreamFailed.class, f -> Behaviors.stopped())
-        .onMessage(Subscribed.class, this::onSubscribed)
-        .onMessage(Event.class, this::onEvent)
-        .onMessage(Ephemeral.class, this::onEphemeral)
-        .onMessage(PageArrived.class, this::onPage)
-        .onMessage(ReplayTaken.class, this::onReplayTaken)
-        .onMessage(Authorized.class, this::onAuthorized)
-        .onMessage(EntityStopped.class, this::onEntityStopped)
-        .onMessage(SubscribeTimedOut.class, this::onSubscribeTimedOut)
-        .onMessage(PageTimedOut.class, this::onPageTimedOut)
-        .onMessage(Disconnect.class, d -> close(d.code(), d.reason(), d.reconnect()))
-        .onMessage(UserStatus.class, this::onUserStatus)
-        .onMessage(ScopeResync.class, this::onScopeResync)
-        .onMessage(PresenceAnswer.class, this::onPresenceAnswer)
-        .onMessageEquals(Timer.HANDSHAKE_TIMEOUT, () -> close(4001, "no connect frame within the handshake timeout", false))
-        .onMessageEquals(Timer.SEND_PING, this::onSendPing)
-        .onMessageEquals(Timer.HEARTBEAT_CHECK, () -> close(4009, "heartbeat timeout", true))
-        .onMessageEquals(Timer.CLOSE_TIMEOUT, this::onCloseTimeout)
         .onSignal(PostStop.class, s -> onStop())
         .build();
   }
 
-  // ---- inbound frames ------------------------------------------------------------------------
+  /** The owners of the handshake's scopes are asked; {@code connected} goes out when all answer or at the deadline (§13.18). */
+  private Behavior<Command> handshaking() {
+    return subscriptionMessages(Behaviors.receive(Command.class))
+        .onMessage(Authorized.class, a -> then(() -> onHandshakeAuthorized(a)))
+        .onMessageEquals(Timer.HANDSHAKE_DEADLINE, () -> then(this::onHandshakeDeadline))
+        .onMessage(Attention.class, a -> Behaviors.same()) // no scope is positioned yet
+        .onMessage(Received.class, r -> {
+          stash.stash(r);
+          return Behaviors.same();
+        })
+        .onSignal(PostStop.class, s -> onStop())
+        .build();
+  }
+
+  /** Serving: client frames, deliveries that need a decision, heartbeats. */
+  private Behavior<Command> active() {
+    return subscriptionMessages(Behaviors.receive(Command.class))
+        .onMessage(Received.class, r -> then(() -> onReceived(r)))
+        .onMessage(Authorized.class, a -> then(() -> onAuthorized(a)))
+        .onMessage(Attention.class, a -> then(() -> onAttention(a)))
+        .onMessageEquals(Room.INSTANCE, () -> then(this::onRoom))
+        .onMessage(PresenceShed.class, p -> then(() -> p.scopes().forEach(s -> queryPresence(null, s))))
+        .onMessage(PageArrived.class, p -> then(() -> onPage(p.page())))
+        .onMessage(PageTimedOut.class, t -> then(() -> onPageTimedOut(t)))
+        .onMessage(ExplicitPending.class, p -> then(() -> onExplicitPending(p)))
+        .onMessage(ScopeResync.class, r -> then(() -> onScopeResync(r)))
+        .onMessage(PresenceAnswer.class, a -> then(() -> onPresenceAnswer(a)))
+        .onMessageEquals(Timer.SEND_PING, () -> then(this::onSendPing))
+        .onMessageEquals(Timer.HEARTBEAT_CHECK, () -> then(() -> close(CloseCode.HEARTBEAT_TIMEOUT)))
+        .onSignal(PostStop.class, s -> onStop())
+        .build();
+  }
+
+  /** What the handshake and serving share: the owners' answers, retries, lost owners, status, kicks, the stream's end. */
+  private BehaviorBuilder<Command> subscriptionMessages(BehaviorBuilder<Command> b) {
+    return b
+        .onMessage(Subscribed.class, s -> then(() -> onSubscribed(s)))
+        .onMessage(RetrySubscribe.class, r -> then(() -> onRetry(r)))
+        .onMessage(EntityStopped.class, s -> then(() -> onEntityStopped(s)))
+        .onMessage(UserStatus.class, u -> then(() -> onUserStatus(u)))
+        .onMessage(Disconnect.class, d -> then(() -> close(d.code(), d.reason(), d.reconnect())))
+        .onMessageEquals(StreamEnded.INSTANCE, Behaviors::stopped)
+        .onMessage(StreamFailed.class, f -> Behaviors.stopped());
+  }
+
+  /** The disconnect frame is queued ahead of everything; the stream ends after it, or is cut after close-grace. */
+  private Behavior<Command> closing() {
+    return Behaviors.receive(Command.class)
+        .onMessage(Received.class, r -> ack(r.ackTo()))
+        .onMessage(StreamStarted.class, s -> ack(s.ackTo()))
+        .onMessageEquals(Timer.CLOSE_TIMEOUT, () -> {
+          outbound.abort(); // the client does not read: cut the socket
+          return Behaviors.stopped();
+        })
+        .onMessageEquals(StreamEnded.INSTANCE, Behaviors::stopped)
+        .onMessage(StreamFailed.class, f -> Behaviors.stopped())
+        .onAnyMessage(m -> Behaviors.same())
+        .onSignal(PostStop.class, s -> onStop())
+        .build();
+  }
+
+  /** Runs a handler; the behaviour that follows is {@link #closing} if it closed the connection. */
+  private Behavior<Command> then(Runnable handler) {
+    handler.run();
+    Behavior<Command> b = closed ? closing() : next != null ? next : Behaviors.same();
+    next = null;
+    return b;
+  }
 
   private Behavior<Command> ack(ActorRef<StreamAck> ackTo) {
     ackTo.tell(StreamAck.INSTANCE);
-    return this;
+    return Behaviors.same();
   }
 
-  private Behavior<Command> onReceived(Received r) {
-    if (phase == Phase.CLOSING) return ack(r.ackTo());
-    if (!flood.tryTake()) {
-      metrics.floodDisconnects.inc();
-      close(4029, "too many frames", true);
-      return ack(r.ackTo());
+  private Behavior<Command> onStop() {
+    outbound.abort();
+    metrics.connectionsClosed.inc();
+    metrics.connectionsActive.dec();
+    return Behaviors.same();
+  }
+
+  // ---- the handshake (§2) --------------------------------------------------------------------
+
+  private void onFirstFrame(Received r) {
+    if (guard.floods()) {
+      flooded("too many frames");
+    } else if (r.frame() == TooLarge.INSTANCE) {
+      close(CloseCode.FRAME_TOO_LARGE, "frame larger than " + limits.maxFrameBytes() + " bytes");
+    } else {
+      ClientFrame frame = r.frame() instanceof Text t ? deps.decoder().decode(t.text()) : null;
+      if (frame instanceof ClientFrame.Connect c) {
+        connectAckTo = r.ackTo(); // the socket is read again once connected is out
+        onConnect(c);
+        return;
+      }
+      close(CloseCode.PROTOCOL_VIOLATION, frame instanceof ClientFrame.MalformedConnect m ? m.reason()
+          : "the first frame must be connect");
     }
-    if (unansweredPingSince != 0) {
-      unansweredPingSince = 0;
+    ack(r.ackTo());
+  }
+
+  private void onConnect(ClientFrame.Connect c) {
+    timers.cancel(Timer.HANDSHAKE_TIMEOUT);
+    if (claims == null) {
+      try {
+        claims = deps.tokens().verifyUser(c.token());
+      } catch (InvalidTokenException e) {
+        close(CloseCode.NOT_AUTHENTICATED, "invalid or expired token");
+        return;
+      }
+    }
+    workspace = c.workspace() != null ? c.workspace() : queryWorkspace;
+    if (workspace != null && !claims.grantsWorkspace(workspace)) {
+      close(CloseCode.FORBIDDEN, "workspace " + workspace + " is not granted by the token");
+      return;
+    }
+    next = handshaking();
+    // the connected frame lists the automatic scopes, then the resumed ones, in the client's order
+    subscribeInHandshake(ScopeId.user(claims.user()), null);
+    if (workspace != null) subscribeInHandshake(ScopeId.workspace(workspace), null);
+    for (ClientFrame.ResumeEntry e : c.resume()) {
+      if (e.error() != null) {
+        handshake.refused(null, ServerFrames.error(null, e.error(), e.scopeText()));
+      } else if (subs.containsKey(e.scope().toString())) {
+        subs.get(e.scope().toString()).since = e.since(); // an automatic scope the client resumes
+      } else {
+        String name = e.scope().toString();
+        Subscription sub = new Subscription(e.scope());
+        sub.since = e.since();
+        sub.authorization = nextRequestId++;
+        subs.put(name, sub);
+        handshake.expect(name);
+        handshake.authorizing();
+        authorize(sub, null);
+      }
+    }
+    for (Subscription sub : subs.values()) {
+      if (sub.state != Subscription.State.AUTHORIZING || isAutomatic(sub)) ask(sub, Reason.HANDSHAKE, sub.since);
+    }
+    timers.startSingleTimer(Timer.HANDSHAKE_DEADLINE, deps.settings().api().timeout());
+    if (handshake.complete()) sendConnected();
+  }
+
+  private void subscribeInHandshake(ScopeId scope, Position since) {
+    Subscription sub = new Subscription(scope);
+    sub.since = since;
+    subs.put(sub.name, sub);
+    handshake.expect(sub.name);
+  }
+
+  private boolean isAutomatic(Subscription sub) {
+    return sub.scope.equals(ScopeId.user(claims.user())) || (workspace != null && sub.scope.equals(ScopeId.workspace(workspace)));
+  }
+
+  private void authorize(Subscription sub, String token) {
+    String name = sub.name;
+    long id = sub.authorization;
+    ctx.pipeToSelf(deps.authorizer().authorize(new ScopeAuthorizer.Request(claims, sub.scope, token, workspace)),
+        (d, err) -> new Authorized(name, id, err != null || d == null ? Decision.UNAVAILABLE : d));
+  }
+
+  private void onHandshakeAuthorized(Authorized a) {
+    Subscription sub = authorizing(a);
+    if (sub == null) return;
+    handshake.authorized();
+    ProtocolError refusal = refusal(sub, a.decision());
+    if (refusal != null) {
+      subs.remove(sub.name);
+      handshake.refused(sub.name, ServerFrames.error(null, refusal, sub.name));
+    } else {
+      ask(sub, Reason.HANDSHAKE, sub.since);
+    }
+    if (handshake.complete() || (deadlinePassed && handshake.authorizationsDone())) sendConnected();
+  }
+
+  /** The subscription an authorization answers, if it is still waiting for it. */
+  private Subscription authorizing(Authorized a) {
+    Subscription sub = subs.get(a.scope());
+    boolean current = sub != null && sub.state == Subscription.State.AUTHORIZING && sub.authorization == a.authorization();
+    return current ? sub : null;
+  }
+
+  /** Why an authorized subscription cannot be had, or null: denied, or over max-subscriptions. */
+  private ProtocolError refusal(Subscription sub, Decision d) {
+    if (d != Decision.ALLOW) {
+      metrics.subscribeDenials.labelValues(sub.scope.type()).inc();
+      return d == Decision.UNAVAILABLE
+          ? ProtocolError.of(ErrorCode.UNAVAILABLE, "authorization for " + sub.name + " is unavailable, try again")
+          : ProtocolError.of(ErrorCode.FORBIDDEN, "not allowed to subscribe to " + sub.name);
+    }
+    long held = subs.values().stream().filter(s -> s != sub && s.state != Subscription.State.AUTHORIZING).count();
+    return held >= limits.maxSubscriptions()
+        ? ProtocolError.of(ErrorCode.LIMIT_EXCEEDED, "more than " + limits.maxSubscriptions() + " subscriptions")
+        : null;
+  }
+
+  /** {@code api.timeout} passed: scopes whose owner has not answered are listed as pending (§13.18). */
+  private void onHandshakeDeadline() {
+    deadlinePassed = true;
+    if (handshake.authorizationsDone()) sendConnected();
+  }
+
+  private void sendConnected() {
+    timers.cancel(Timer.HANDSHAKE_DEADLINE);
+    send(ServerFrames.connected(connId, claims.user(), deps.nodeId(), limits.heartbeatInterval().toMillis(),
+        limits.heartbeatTimeout().toMillis(), handshake.entries()));
+    handshake.errors().forEach(this::send);
+    timers.startTimerWithFixedDelay(Timer.SEND_PING, limits.heartbeatInterval());
+    for (Subscription sub : List.copyOf(subs.values())) {
+      if (sub.start != null) {
+        startDelivery(sub, sub.start.epoch(), sub.start.from());
+        sub.start = null;
+        if (sub.entity == null) failover(sub); // its owner stopped during the handshake
+      } else if (sub.isAsking()) {
+        sub.toldPending = true;
+      }
+    }
+    if (connectAckTo != null) ack(connectAckTo);
+    connectAckTo = null;
+    next = stash.unstashAll(active());
+  }
+
+  // ---- client frames -------------------------------------------------------------------------
+
+  private void onReceived(Received r) {
+    ack(r.ackTo());
+    if (guard.floods()) {
+      flooded("too many frames");
+      return;
+    }
+    if (awaitingPong) {
+      awaitingPong = false;
       timers.cancel(Timer.HEARTBEAT_CHECK);
     }
     if (r.frame() == TooLarge.INSTANCE) {
-      close(1009, "frame larger than " + limits.maxFrameBytes() + " bytes", false);
-      return ack(r.ackTo());
-    }
-    if (phase == Phase.AWAIT_CONNECT) {
-      ClientFrame frame = r.frame() instanceof Text t ? deps.decoder().decode(t.text()) : null;
-      if (frame instanceof ClientFrame.Connect c) {
-        connectAckTo = r.ackTo(); // the socket is read again once the handshake is done
-        return onConnect(c);
-      }
-      close(4400, frame instanceof ClientFrame.MalformedConnect m ? m.reason() : "the first frame must be connect", false);
-      return ack(r.ackTo());
-    }
-    if (r.frame() instanceof Text t) {
+      close(CloseCode.FRAME_TOO_LARGE, "frame larger than " + limits.maxFrameBytes() + " bytes");
+    } else if (r.frame() instanceof Text t) {
       onFrame(deps.decoder().decode(t.text()));
     } else {
-      refuse(null, ProtocolError.badRequest("frames are JSON text"), null);
+      refuse(null, ProtocolError.badRequest("frames are JSON text"));
     }
-    return ack(r.ackTo());
   }
 
   private void onFrame(ClientFrame frame) {
@@ -310,275 +491,309 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
     else if (frame instanceof ClientFrame.PresenceQuery q) onPresenceQuery(q);
     else if (frame instanceof ClientFrame.Status s) onStatus(s);
     else if (frame instanceof ClientFrame.Ping p) send(ServerFrames.pong(p.id()));
-    else if (frame instanceof ClientFrame.Refused r) refuse(r.id(), r.error(), null);
+    else if (frame instanceof ClientFrame.Refused r) refuse(r.id(), r.error());
     else if (frame instanceof ClientFrame.Connect || frame instanceof ClientFrame.MalformedConnect) {
-      refuse(frame.id(), ProtocolError.badRequest("already connected"), null);
+      refuse(frame.id(), ProtocolError.badRequest("already connected"));
     }
     // a pong needs no answer: receiving it was the point
   }
 
   /** Answers a refused frame with an error frame; too many of them end the connection (4029). */
-  private void refuse(JsonNode id, ProtocolError error, String scope) {
-    send(ServerFrames.error(id, error, scope));
-    if (errors.record(System.nanoTime())) {
-      metrics.floodDisconnects.inc();
-      close(4029, "too many errors", true);
-    }
+  private void refuse(JsonNode id, ProtocolError error) {
+    send(ServerFrames.error(id, error));
+    if (guard.tooManyErrors()) flooded("too many errors");
   }
-
-  // ---- handshake (§2) ------------------------------------------------------------------------
-
-  private Behavior<Command> onConnect(ClientFrame.Connect c) {
-    timers.cancel(Timer.HANDSHAKE_TIMEOUT);
-    if (claims == null) {
-      try {
-        claims = deps.tokens().verifyUser(c.token());
-      } catch (InvalidTokenException e) {
-        return close(4001, "invalid or expired token", false);
-      }
-    }
-    workspace = c.workspace() != null ? c.workspace() : queryWorkspace;
-    if (workspace != null && !claims.grantsWorkspace(workspace)) {
-      return close(4003, "workspace " + workspace + " is not granted by the token", false);
-    }
-    phase = Phase.HANDSHAKE;
-    List<ScopeId> automatic = new ArrayList<>();
-    automatic.add(ScopeId.user(claims.user()));
-    if (workspace != null) automatic.add(ScopeId.workspace(workspace));
-    for (ScopeId scope : automatic) {
-      handshakeEntries.put(scope.toString(), null);
-      subs.put(scope.toString(), new Sub(scope));
-    }
-    for (ClientFrame.ResumeEntry e : c.resume()) {
-      if (e.error() != null) {
-        handshakeErrors.add(ServerFrames.error(null, e.error(), e.scopeText()));
-      } else if (subs.containsKey(e.scope().toString())) {
-        subs.get(e.scope().toString()).since = e.since();
-      } else {
-        handshakeResume.add(e);
-      }
-    }
-    handshakeOutstanding = handshakeResume.size();
-    if (handshakeOutstanding == 0) return subscribeHandshakeScopes();
-    for (ClientFrame.ResumeEntry e : handshakeResume) {
-      String name = e.scope().toString();
-      getContext().pipeToSelf(
-          deps.authorizer().authorize(new ScopeAuthorizer.Request(claims, e.scope(), null, workspace)),
-          (d, err) -> new Authorized(name, 0, err != null || d == null ? Decision.UNAVAILABLE : d));
-    }
-    return this;
-  }
-
-  private Behavior<Command> onHandshakeAuthorized(Authorized a) {
-    handshakeDecisions.put(a.scope(), a.decision());
-    if (--handshakeOutstanding > 0) return this;
-    for (ClientFrame.ResumeEntry e : handshakeResume) {
-      String name = e.scope().toString();
-      Decision d = handshakeDecisions.get(name);
-      if (d != Decision.ALLOW) {
-        metrics.subscribeDenials.labelValues(e.scope().type()).inc();
-        handshakeErrors.add(ServerFrames.error(null, denial(d, name), name));
-      } else if (subs.size() >= limits.maxSubscriptions()) {
-        handshakeErrors.add(ServerFrames.error(null, ProtocolError.of(ErrorCode.LIMIT_EXCEEDED,
-            "more than " + limits.maxSubscriptions() + " subscriptions"), name));
-      } else {
-        Sub sub = new Sub(e.scope());
-        sub.since = e.since();
-        subs.put(name, sub);
-        handshakeEntries.put(name, null);
-      }
-    }
-    return subscribeHandshakeScopes();
-  }
-
-  private Behavior<Command> subscribeHandshakeScopes() {
-    handshakeOutstanding = subs.size();
-    for (Sub sub : List.copyOf(subs.values())) sendSubscribe(sub, sub.since, Request.HANDSHAKE);
-    return this;
-  }
-
-  private void handshakeAnswered(String scope, ServerFrames.ScopeEntry entry, String error) {
-    if (entry != null) handshakeEntries.put(scope, entry);
-    else {
-      handshakeEntries.remove(scope);
-      handshakeErrors.add(error);
-    }
-    if (--handshakeOutstanding > 0) return;
-    send(ServerFrames.connected(connId, claims.user(), deps.nodeId(), limits.heartbeatInterval().toMillis(),
-        limits.heartbeatTimeout().toMillis(), handshakeEntries.values()));
-    handshakeErrors.forEach(this::send);
-    handshakeEntries.clear();
-    handshakeErrors.clear();
-    handshakeDecisions.clear();
-    handshakeResume.clear();
-    phase = Phase.ACTIVE;
-    timers.startTimerWithFixedDelay(Timer.SEND_PING, limits.heartbeatInterval());
-    for (Sub sub : List.copyOf(subs.values())) {
-      if (sub.stage == Stage.ACTIVE) continueDelivery(sub);
-    }
-    if (connectAckTo != null) ack(connectAckTo);
-    connectAckTo = null;
-  }
-
-  // ---- subscribe / unsubscribe (§4, §9) ------------------------------------------------------
 
   private void onSubscribeFrame(ClientFrame.Subscribe f) {
-    String name = f.scope().toString();
-    Sub sub = subs.get(name);
-    if (sub != null) {
+    Subscription sub = subs.get(f.scope().toString());
+    if (sub == null) {
+      sub = new Subscription(f.scope());
+      sub.since = f.since();
+      sub.token = f.token();
+      sub.authorization = nextRequestId++;
       sub.replyIds.add(f.id());
-      if (sub.requestId == 0) sendSubscribe(sub, f.since(), Request.EXPLICIT);
+      subs.put(sub.name, sub);
+      authorize(sub, f.token());
+    } else if (sub.isAsking() || sub.state == Subscription.State.AUTHORIZING) {
+      if (sub.toldPending) send(ServerFrames.subscribedPending(f.id(), sub.name));
+      else sub.replyIds.add(f.id());
+    } else {
+      sub.replyIds.add(f.id()); // subscribed already: ask the owner again, from where the client says
+      askExplicitly(sub, f.since());
+    }
+  }
+
+  private void onAuthorized(Authorized a) {
+    Subscription sub = authorizing(a);
+    if (sub == null) return;
+    ProtocolError refusal = refusal(sub, a.decision());
+    if (refusal == null) {
+      askExplicitly(sub, sub.since);
       return;
     }
-    sub = new Sub(f.scope());
-    sub.token = f.token();
-    sub.since = f.since();
-    sub.replyIds.add(f.id());
-    sub.requestId = nextRequestId++;
-    sub.request = Request.EXPLICIT;
-    subs.put(name, sub);
-    long requestId = sub.requestId;
-    getContext().pipeToSelf(
-        deps.authorizer().authorize(new ScopeAuthorizer.Request(claims, f.scope(), f.token(), workspace)),
-        (d, err) -> new Authorized(name, requestId, err != null || d == null ? Decision.UNAVAILABLE : d));
+    subs.remove(sub.name);
+    for (JsonNode id : sub.replyIds) refuse(id, refusal);
   }
 
-  private Behavior<Command> onAuthorized(Authorized a) {
-    if (phase == Phase.CLOSING) return this;
-    if (phase == Phase.HANDSHAKE && a.requestId() == 0) return onHandshakeAuthorized(a);
-    Sub sub = subs.get(a.scope());
-    if (sub == null || sub.stage != Stage.AUTHORIZING || sub.requestId != a.requestId()) return this;
-    if (a.decision() != Decision.ALLOW) {
-      subs.remove(a.scope());
-      metrics.subscribeDenials.labelValues(sub.scope.type()).inc();
-      for (JsonNode id : sub.replyIds) refuse(id, denial(a.decision(), a.scope()), null);
-      return this;
-    }
-    long others = subs.values().stream().filter(s -> s != sub && s.stage != Stage.AUTHORIZING).count();
-    if (others >= limits.maxSubscriptions()) {
-      subs.remove(a.scope());
-      ProtocolError e = ProtocolError.of(ErrorCode.LIMIT_EXCEEDED, "more than " + limits.maxSubscriptions() + " subscriptions");
-      for (JsonNode id : sub.replyIds) refuse(id, e, null);
-      return this;
-    }
-    sendSubscribe(sub, sub.since, Request.EXPLICIT);
-    return this;
+  private void askExplicitly(Subscription sub, Position since) {
+    ask(sub, Reason.EXPLICIT, since);
+    timers.startSingleTimer("pending:" + sub.name, new ExplicitPending(sub.name), deps.settings().api().timeout());
   }
 
-  private static ProtocolError denial(Decision d, String scope) {
-    return d == Decision.UNAVAILABLE
-        ? ProtocolError.of(ErrorCode.UNAVAILABLE, "authorization for " + scope + " is unavailable, try again")
-        : ProtocolError.of(ErrorCode.FORBIDDEN, "not allowed to subscribe to " + scope);
-  }
-
-  private void sendSubscribe(Sub sub, Position since, Request why) {
-    sub.requestId = nextRequestId++;
-    sub.request = why;
-    sub.since = since;
-    if (sub.stage == Stage.AUTHORIZING) sub.stage = Stage.SUBSCRIBING;
-    deps.scopes().apply(sub.name).tell(
-        new ScopeEntity.Subscribe(getContext().getSelf(), deps.fanout(), claims.user(), since, sub.requestId, status,
-            statusText));
-    timers.startSingleTimer(timerKey("sub", sub.name), new SubscribeTimedOut(sub.name, sub.requestId),
-        deps.settings().api().timeout());
-  }
-
-  private Behavior<Command> onSubscribed(Subscribed ack) {
-    Sub sub = subs.get(ack.scope());
-    if (sub == null || sub.requestId != ack.requestId() || phase == Phase.CLOSING) return this;
-    timers.cancel(timerKey("sub", sub.name));
-    Request why = sub.request;
-    Position since = sub.since;
-    sub.requestId = 0;
-    sub.request = null;
-    sub.since = null;
-    if (!ack.entity().equals(sub.entity)) {
-      if (sub.entity != null) getContext().unwatch(sub.entity);
-      sub.entity = ack.entity();
-      getContext().watchWith(ack.entity(), new EntityStopped(sub.name, ack.entity()));
-    }
-    if (since != null && why != Request.FAILOVER) metrics.resume(ack.recovered());
-    if (sub.stage != Stage.ACTIVE) {
-      sub.stage = Stage.ACTIVE;
-      metrics.subscribes.labelValues(sub.scope.type()).inc();
-      sub.epoch = ack.epoch();
-      boolean replay = since != null && ack.recovered();
-      sub.lastDelivered = replay ? since.offset() : ack.offset();
-      sub.replayTarget = ack.offset();
-    } else if (!ack.epoch().equals(sub.epoch) || (why == Request.FAILOVER && !ack.recovered())) {
-      resync(sub, ack.epoch(), ack.offset(), ack.epoch().equals(sub.epoch) ? "owner_lost_history" : "epoch_changed");
-    } else {
-      if (why == Request.EXPLICIT && since != null && ack.recovered() && since.offset() > sub.lastDelivered) {
-        sub.lastDelivered = since.offset();
-      }
-      if (why == Request.FAILOVER || (since != null && ack.recovered())) {
-        sub.replayTarget = Math.max(sub.replayTarget, ack.offset());
-      }
-      sub.replaying = false;
-    }
-    sub.buffered.removeIf(e -> !e.epoch().equals(sub.epoch));
-    boolean recovered = since == null || ack.recovered();
-    if (why == Request.HANDSHAKE) {
-      handshakeAnswered(sub.name, new ServerFrames.ScopeEntry(sub.name, ack.epoch(), ack.offset(), recovered), null);
-      return this;
-    }
-    for (JsonNode id : sub.replyIds) send(ServerFrames.subscribed(id, sub.name, ack.epoch(), ack.offset(), recovered));
+  /** The owner has not answered a subscribe frame in time: the client is told it is pending (§13.18). */
+  private void onExplicitPending(ExplicitPending p) {
+    Subscription sub = subs.get(p.scope());
+    if (sub == null || !sub.isAsking() || sub.reason != Reason.EXPLICIT) return;
+    for (JsonNode id : sub.replyIds) send(ServerFrames.subscribedPending(id, sub.name));
     sub.replyIds.clear();
-    if (phase == Phase.ACTIVE) continueDelivery(sub);
-    return this;
-  }
-
-  private Behavior<Command> onSubscribeTimedOut(SubscribeTimedOut t) {
-    Sub sub = subs.get(t.scope());
-    if (sub == null || sub.requestId != t.requestId()) return this;
-    Request why = sub.request;
-    if (why == Request.FAILOVER) {
-      sendSubscribe(sub, sub.since, Request.FAILOVER); // the scope's owner is moving: keep asking
-      return this;
-    }
-    ProtocolError e = ProtocolError.of(ErrorCode.UNAVAILABLE, "scope " + sub.name + " did not answer, try again");
-    sub.requestId = 0;
-    sub.request = null;
-    if (sub.stage != Stage.ACTIVE) {
-      subs.remove(sub.name);
-      deps.scopes().apply(sub.name).tell(new ScopeEntity.Unsubscribe(getContext().getSelf()));
-    }
-    if (why == Request.HANDSHAKE) {
-      handshakeAnswered(sub.name, null, ServerFrames.error(null, e, sub.name));
-      return this;
-    }
-    for (JsonNode id : sub.replyIds) send(ServerFrames.error(id, e, null));
-    sub.replyIds.clear();
-    return this;
+    sub.toldPending = true;
   }
 
   private void onUnsubscribeFrame(ClientFrame.Unsubscribe f) {
-    Sub sub = subs.remove(f.scope().toString());
+    Subscription sub = subs.remove(f.scope().toString());
     if (sub != null) {
-      timers.cancel(timerKey("sub", sub.name));
-      timers.cancel(timerKey("page", sub.name));
-      if (sub.stage != Stage.AUTHORIZING) {
-        deps.scopes().apply(sub.name).tell(new ScopeEntity.Unsubscribe(getContext().getSelf()));
+      for (String kind : List.of("sub:", "page:", "pending:")) timers.cancel(kind + sub.name);
+      if (sub.state != Subscription.State.AUTHORIZING) {
+        deps.scopes().apply(sub.name).tell(new ScopeEntity.Unsubscribe(ctx.getSelf()));
       }
-      if (sub.entity != null) getContext().unwatch(sub.entity);
+      if (sub.entity != null) ctx.unwatch(sub.entity);
+      outbound.remove(sub.name);
       for (JsonNode id : sub.replyIds) {
-        send(ServerFrames.error(id, ProtocolError.badRequest("unsubscribed before the subscription completed"), null));
+        send(ServerFrames.error(id, ProtocolError.badRequest("unsubscribed before the subscription completed")));
       }
     }
-    send(ServerFrames.unsubscribed(f.id(), f.scope().toString()));
+    sendInOrder(f.scope().toString(), ServerFrames.unsubscribed(f.id(), f.scope().toString()));
+  }
+
+  // ---- asking the owner, until it answers (§13.18) -------------------------------------------
+
+  private void ask(Subscription sub, Reason why, Position since) {
+    long id = nextRequestId++;
+    sub.ask(why, since, id);
+    sendSubscribe(sub, id);
+  }
+
+  private void sendSubscribe(Subscription sub, long requestId) {
+    deps.scopes().apply(sub.name).tell(new ScopeEntity.Subscribe(ctx.getSelf(), deps.fanout(), claims.user(),
+        sub.since, requestId, status, statusText));
+    timers.startSingleTimer("sub:" + sub.name, new RetrySubscribe(sub.name), sub.nextRetry());
+  }
+
+  private void onRetry(RetrySubscribe r) {
+    Subscription sub = subs.get(r.scope());
+    if (sub != null && sub.isAsking()) sendSubscribe(sub, nextRequestId++);
+  }
+
+  private void onSubscribed(Subscribed ack) {
+    Subscription sub = subs.get(ack.scope());
+    if (sub == null) {
+      // unsubscribed meanwhile: the owner registered a subscription nobody wants
+      ack.entity().tell(new ScopeEntity.Unsubscribe(ctx.getSelf()));
+      outbound.remove(ack.scope());
+      return;
+    }
+    if (!sub.accepts(ack.requestId())) return; // an answer to a question already answered
+    timers.cancel("sub:" + sub.name);
+    timers.cancel("pending:" + sub.name);
+    Reason why = sub.reason;
+    Position since = sub.since;
+    sub.answered();
+    sub.scopeOffset = ack.offset();
+    if (!ack.entity().equals(sub.entity)) {
+      if (sub.entity != null) ctx.unwatch(sub.entity);
+      sub.entity = ack.entity();
+      ctx.watchWith(ack.entity(), new EntityStopped(sub.name, ack.entity()));
+    }
+    if (since != null && why != Reason.FAILOVER) metrics.resume(ack.recovered());
+    boolean recovered = since == null || ack.recovered();
+    if (sub.state != Subscription.State.ANSWERED) {
+      sub.state = Subscription.State.ANSWERED;
+      metrics.subscribes.labelValues(sub.scope.type()).inc();
+      long from = since != null && ack.recovered() ? since.offset() : ack.offset();
+      if (why == Reason.HANDSHAKE && !sub.toldPending) {
+        handshake.answered(sub.name, new ServerFrames.ScopeEntry(sub.name, ack.epoch(), ack.offset(), recovered));
+        sub.start = new Subscription.Start(ack.epoch(), from);
+        if (handshake.complete()) sendConnected();
+        return;
+      }
+      replySubscribed(sub, ack, recovered);
+      startDelivery(sub, ack.epoch(), from);
+      return;
+    }
+    Pair<String, Long> at = outbound.position(sub.name);
+    String epoch = at == null ? ack.epoch() : at.first();
+    long delivered = at == null ? ack.offset() : at.second();
+    replySubscribed(sub, ack, recovered);
+    if (!ack.epoch().equals(epoch) || (why == Reason.FAILOVER && !ack.recovered())) {
+      resync(sub, ack.epoch(), ack.offset(), ack.epoch().equals(epoch) ? "owner_lost_history" : "epoch_changed");
+    } else {
+      boolean ahead = why == Reason.EXPLICIT && since != null && ack.recovered() && since.offset() > delivered;
+      startDelivery(sub, epoch, ahead ? since.offset() : delivered);
+    }
+  }
+
+  private void replySubscribed(Subscription sub, Subscribed ack, boolean recovered) {
+    if (sub.toldPending && sub.replyIds.isEmpty()) sub.replyIds.add(null); // unsolicited (§13.18)
+    sub.toldPending = false;
+    for (JsonNode id : sub.replyIds) send(ServerFrames.subscribed(id, sub.name, ack.epoch(), ack.offset(), recovered));
+    sub.replyIds.clear();
+  }
+
+  /** The owner is gone or changed: ask again from what was delivered (unless a question is out already). */
+  private void failover(Subscription sub) {
+    outbound.pause(sub.name);
+    cancelCatchUp(sub);
+    if (sub.isAsking()) return;
+    Pair<String, Long> at = outbound.position(sub.name);
+    ask(sub, Reason.FAILOVER, at == null ? sub.since : new Position(at.first(), at.second()));
+  }
+
+  private void onEntityStopped(EntityStopped s) {
+    Subscription sub = subs.get(s.scope());
+    if (sub == null || !s.entity().equals(sub.entity)) return;
+    sub.entity = null;
+    if (sub.isAnswered() && sub.start == null) failover(sub); // during the handshake: once connected is out
+  }
+
+  // ---- delivery: positions, catching up, resync (§5, §13.8, §13.20) --------------------------
+
+  /** Positions the scope's cursor at what the client has; reads history first when anything is missing. */
+  private void startDelivery(Subscription sub, String epoch, long from) {
+    cancelCatchUp(sub);
+    if (!outbound.position(sub.name, epoch, from, sub.scopeOffset, historyLimit(sub))) catchUp(sub, CatchUp.REPLAY);
+  }
+
+  private long historyLimit(Subscription sub) {
+    return deps.settings().type(sub.scope.type()).historySize();
+  }
+
+  private void onAttention(Attention a) {
+    Subscription sub = subs.get(a.scope());
+    if (sub == null || !sub.isAnswered()) return;
+    switch (a.verdict()) {
+      case GAP -> catchUp(sub, CatchUp.REPLAY);
+      case DELIVER -> catchUp(sub, CatchUp.BEHIND); // no room for a live event: read it from history later
+      case NEW_EPOCH -> failover(sub);
+      case TOO_FAR_BEHIND -> {
+        if (sub.catchUp == CatchUp.BEHIND) evict();
+      }
+      default -> { }
+    }
+  }
+
+  private void catchUp(Subscription sub, CatchUp why) {
+    if (sub.catchUp != CatchUp.BEHIND) sub.catchUp = why;
+    if (sub.pageRequest == 0 && !sub.waitingForRoom) readPage(sub);
+  }
+
+  /** One page at a time, sized to the room in the send buffer: the socket paces the replay. */
+  private void readPage(Subscription sub) {
+    if (sub.entity == null) {
+      failover(sub);
+      return;
+    }
+    int free = outbound.freeFrames();
+    if (free * 2 < outbound.capacity()) {
+      sub.waitingForRoom = true;
+      outbound.whenRoom();
+      return;
+    }
+    Pair<String, Long> at = outbound.position(sub.name);
+    if (at == null) return;
+    sub.pageRequest = nextRequestId++;
+    long chars = Math.max(1, Math.min(outbound.freeChars(), MAX_PAGE_CHARS));
+    sub.entity.tell(new ScopeEntity.ReadHistory(at.second(), Math.min(limits.replayPage(), free), chars,
+        sub.pageRequest, pageAdapter));
+    timers.startSingleTimer("page:" + sub.name, new PageTimedOut(sub.name, sub.pageRequest), deps.settings().api().timeout());
+  }
+
+  private void onRoom() {
+    for (Subscription sub : List.copyOf(subs.values())) {
+      if (sub.waitingForRoom) {
+        sub.waitingForRoom = false;
+        readPage(sub);
+      }
+    }
+  }
+
+  private void onPage(ScopeEntity.HistoryPage page) {
+    Subscription sub = subs.get(page.scope());
+    if (sub == null || sub.pageRequest == 0 || page.request() != sub.pageRequest) return;
+    timers.cancel("page:" + sub.name);
+    sub.pageRequest = 0;
+    sub.scopeOffset = Math.max(sub.scopeOffset, page.offset());
+    Pair<String, Long> at = outbound.position(sub.name);
+    if (at == null) return;
+    if (!page.epoch().equals(at.first())) {
+      failover(sub); // another incarnation answered: find out where we stand
+      return;
+    }
+    int taken = outbound.replay(sub.name, page.epoch(), page.events());
+    if (outbound.goLive(sub.name, sub.scopeOffset)) {
+      sub.catchUp = CatchUp.NONE;
+      return;
+    }
+    long next = at.second() + 1;
+    if (taken == 0 && page.events().stream().noneMatch(e -> e.offset() == next)) {
+      // history no longer holds what is missing
+      if (sub.catchUp == CatchUp.BEHIND) evict();
+      else resync(sub, page.epoch(), Math.max(sub.scopeOffset, outbound.target(sub.name)), "history_lost");
+      return;
+    }
+    readPage(sub);
+  }
+
+  private void onPageTimedOut(PageTimedOut t) {
+    Subscription sub = subs.get(t.scope());
+    if (sub != null && sub.pageRequest == t.pageRequest()) failover(sub);
+  }
+
+  private void cancelCatchUp(Subscription sub) {
+    if (sub.pageRequest != 0) timers.cancel("page:" + sub.name);
+    sub.pageRequest = 0;
+    sub.waitingForRoom = false;
+    sub.catchUp = CatchUp.NONE;
+  }
+
+  /** The client continues from {@code epoch}/{@code offset}, told by a {@code resync} frame in order with the scope's events. */
+  private void resync(Subscription sub, String epoch, long offset, String reason) {
+    ctx.getLog().info("{} resyncs {} at {}/{} ({})", connId, sub.name, epoch, offset, reason);
+    metrics.resyncs.inc();
+    cancelCatchUp(sub);
+    sub.scopeOffset = Math.max(offset, sub.scopeOffset);
+    if (outbound.resync(sub.name, ServerFrames.resync(sub.name, epoch, offset, reason), epoch, offset) == Outbound.Offer.FULL) {
+      evict();
+    } else if (!outbound.goLive(sub.name, offset)) {
+      catchUp(sub, CatchUp.REPLAY);
+    }
+  }
+
+  private void onScopeResync(ScopeResync r) {
+    Subscription sub = subs.get(r.scope());
+    if (sub != null && sub.isAnswered() && !sub.isAsking()) resync(sub, r.epoch(), r.offset(), r.reason());
   }
 
   // ---- client events, presence, status (§6, §7) ----------------------------------------------
 
-  private void onClientPublish(ClientFrame.Publish p) {
-    Sub sub = subs.get(p.scope().toString());
-    if (sub == null || sub.stage != Stage.ACTIVE) {
-      refuse(p.id(), ProtocolError.of(ErrorCode.NOT_SUBSCRIBED, "not subscribed to " + p.scope()), null);
-      return;
+  /** The subscription a frame about {@code scope} needs, or null after refusing the frame. */
+  private Subscription subscribed(JsonNode id, ScopeId scope) {
+    Subscription sub = subs.get(scope.toString());
+    if (sub == null) {
+      refuse(id, ProtocolError.of(ErrorCode.NOT_SUBSCRIBED, "not subscribed to " + scope));
+    } else if (!sub.isAnswered() || sub.isAsking()) {
+      refuse(id, ProtocolError.of(ErrorCode.UNAVAILABLE, "the subscription to " + scope + " is pending, try again"));
+    } else {
+      return sub;
     }
+    return null;
+  }
+
+  private void onClientPublish(ClientFrame.Publish p) {
+    Subscription sub = subscribed(p.id(), p.scope());
+    if (sub == null) return;
     if (!deps.settings().type(p.scope().type()).clientEvents().contains(p.event())) {
       refuse(p.id(), ProtocolError.of(ErrorCode.FORBIDDEN,
-          "client event '" + p.event() + "' is not allowed in " + p.scope().type() + " scopes"), null);
+          "client event '" + p.event() + "' is not allowed in " + p.scope().type() + " scopes"));
       return;
     }
     if (sub.clientEvents == null) {
@@ -586,37 +801,35 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
     }
     if (!sub.clientEvents.tryTake()) {
       metrics.rateLimited.inc();
-      refuse(p.id(), ProtocolError.of(ErrorCode.RATE_LIMITED, "too many client events in " + p.scope()), null);
+      refuse(p.id(), ProtocolError.of(ErrorCode.RATE_LIMITED, "too many client events in " + p.scope()));
       return;
     }
-    deps.scopes().apply(sub.name).tell(
-        new ScopeEntity.ClientPublish(getContext().getSelf(), claims.user(), p.event(), p.payloadJson()));
+    sub.entity.tell(new ScopeEntity.ClientPublish(ctx.getSelf(), claims.user(), p.event(), p.payloadJson()));
     send(ServerFrames.ack(p.id()));
   }
 
   private void onPresenceQuery(ClientFrame.PresenceQuery q) {
     if (!deps.settings().type(q.scope().type()).presence()) {
-      refuse(q.id(), ProtocolError.badRequest("scope type " + q.scope().type() + " has no presence"), null);
-      return;
+      refuse(q.id(), ProtocolError.badRequest("scope type " + q.scope().type() + " has no presence"));
+    } else if (subscribed(q.id(), q.scope()) != null) {
+      queryPresence(q.id(), q.scope().toString());
     }
-    Sub sub = subs.get(q.scope().toString());
-    if (sub == null || sub.stage != Stage.ACTIVE) {
-      refuse(q.id(), ProtocolError.of(ErrorCode.NOT_SUBSCRIBED, "not subscribed to " + q.scope()), null);
-      return;
-    }
-    String scope = sub.name;
-    RecipientRef<ScopeEntity.Command> owner = sub.entity != null ? sub.entity : deps.scopes().apply(scope);
-    getContext().ask(ScopeEntity.PresenceMembers.class, owner, deps.settings().api().timeout(),
-        ScopeEntity.GetPresence::new, (members, err) -> new PresenceAnswer(q.id(), scope, err == null ? members : null));
   }
 
-  private Behavior<Command> onPresenceAnswer(PresenceAnswer a) {
-    if (a.members() == null) {
+  /** Asks the owner for the members; {@code id} null: an unsolicited snapshot after presence frames were shed (§13.21). */
+  private void queryPresence(JsonNode id, String scope) {
+    Subscription sub = subs.get(scope);
+    if (sub == null || sub.entity == null) return;
+    ctx.ask(ScopeEntity.PresenceMembers.class, sub.entity, deps.settings().api().timeout(), ScopeEntity.GetPresence::new,
+        (members, err) -> new PresenceAnswer(id, scope, err == null ? members : null));
+  }
+
+  private void onPresenceAnswer(PresenceAnswer a) {
+    if (a.members() != null) {
+      sendInOrder(a.scope(), ServerFrames.presence(a.id(), a.scope(), a.members().members()));
+    } else if (a.id() != null) {
       send(ServerFrames.error(a.id(), ProtocolError.of(ErrorCode.UNAVAILABLE, "scope " + a.scope() + " did not answer, try again")));
-    } else {
-      send(ServerFrames.presence(a.id(), a.scope(), a.members().members()));
     }
-    return this;
   }
 
   /** A status frame goes to the user's own scope, which tells every connection of the user (this one too). */
@@ -625,235 +838,67 @@ public final class ConnectionActor extends AbstractBehavior<ConnectionActor.Comm
     send(ServerFrames.ack(s.id()));
   }
 
-  private Behavior<Command> onUserStatus(UserStatus u) {
-    if (u.status().equals(status) && u.text().equals(statusText)) return this;
+  private void onUserStatus(UserStatus u) {
+    if (u.status().equals(status) && u.text().equals(statusText)) return;
     status = u.status();
     statusText = u.text();
-    for (Sub sub : subs.values()) {
-      if (sub.stage != Stage.AUTHORIZING && deps.settings().type(sub.scope.type()).presence()) {
-        deps.scopes().apply(sub.name).tell(new ScopeEntity.UpdateStatus(getContext().getSelf(), status, statusText));
+    for (Subscription sub : subs.values()) {
+      if (sub.state != Subscription.State.AUTHORIZING && deps.settings().type(sub.scope.type()).presence()) {
+        deps.scopes().apply(sub.name).tell(new ScopeEntity.UpdateStatus(ctx.getSelf(), status, statusText));
       }
     }
-    return this;
-  }
-
-  // ---- delivery (§5) -------------------------------------------------------------------------
-
-  private Behavior<Command> onEvent(Event e) {
-    Sub sub = subs.get(e.scope());
-    if (sub == null) return this;
-    if (sub.buffered.isEmpty() && ready(sub) && e.epoch().equals(sub.epoch) && e.offset() == sub.lastDelivered + 1) {
-      emit(sub, e.offset(), e.frame(), e.ts()); // the common case: the next event, nothing waiting
-      return this;
-    }
-    if (sub.buffered.size() >= limits.outboundBuffer()) {
-      evict();
-      return this;
-    }
-    sub.buffered.addLast(e);
-    if (ready(sub)) drain(sub);
-    return this;
-  }
-
-  /** Live events can go out: connected, subscribed, not replaying, not re-subscribing after a failover. */
-  private boolean ready(Sub sub) {
-    return phase == Phase.ACTIVE && sub.stage == Stage.ACTIVE && !sub.replaying && sub.request != Request.FAILOVER;
-  }
-
-  /** Delivers waiting events in order: drops duplicates, fills a gap from history first. */
-  private void drain(Sub sub) {
-    while (!sub.buffered.isEmpty() && phase == Phase.ACTIVE) {
-      Event e = sub.buffered.peekFirst();
-      if (!e.epoch().equals(sub.epoch)) {
-        failover(sub); // a new incarnation of the scope delivers: find out where we stand
-        return;
-      }
-      if (e.offset() > sub.lastDelivered + 1) {
-        sub.replayTarget = e.offset() - 1;
-        startReplay(sub);
-        return;
-      }
-      sub.buffered.pollFirst();
-      if (e.offset() == sub.lastDelivered + 1) emit(sub, e.offset(), e.frame(), e.ts());
-    }
-  }
-
-  private void emit(Sub sub, long offset, String frame, long ts) {
-    sub.lastDelivered = offset;
-    if (outbound.offer(new Outbound.Text(frame, ts)) == Outbound.Offer.FULL) evict();
-  }
-
-  /** Replays what is missing, or goes live and delivers what waited. */
-  private void continueDelivery(Sub sub) {
-    if (phase != Phase.ACTIVE) return;
-    if (sub.lastDelivered < sub.replayTarget) {
-      if (!sub.replaying) startReplay(sub);
-      return;
-    }
-    sub.replaying = false;
-    if (ready(sub)) drain(sub);
-  }
-
-  private void resync(Sub sub, String epoch, long offset, String reason) {
-    getContext().getLog().info("{} resyncs {} at {}/{} ({}; had {}/{})", connId, sub.name, epoch, offset, reason, sub.epoch,
-        sub.lastDelivered);
-    sub.epoch = epoch;
-    sub.lastDelivered = offset;
-    sub.replayTarget = offset;
-    sub.replaying = false;
-    metrics.resyncs.inc();
-    send(ServerFrames.resync(sub.name, epoch, offset, reason));
-  }
-
-  private Behavior<Command> onScopeResync(ScopeResync r) {
-    Sub sub = subs.get(r.scope());
-    if (sub == null || sub.stage != Stage.ACTIVE || phase == Phase.CLOSING) return this;
-    resync(sub, r.epoch(), r.offset(), r.reason());
-    sub.buffered.removeIf(e -> !e.epoch().equals(sub.epoch) || e.offset() <= sub.lastDelivered);
-    if (ready(sub)) drain(sub);
-    return this;
-  }
-
-  /** The scope's owner is gone or changed: subscribe again from the last delivered position. */
-  private void failover(Sub sub) {
-    if (sub.requestId != 0) return;
-    sub.replaying = false;
-    sendSubscribe(sub, new Position(sub.epoch, sub.lastDelivered), Request.FAILOVER);
-  }
-
-  private Behavior<Command> onEntityStopped(EntityStopped s) {
-    Sub sub = subs.get(s.scope());
-    if (sub != null && s.entity().equals(sub.entity)) {
-      sub.entity = null;
-      if (sub.stage == Stage.ACTIVE) failover(sub);
-    }
-    return this;
-  }
-
-  // ---- replay, paced by the client's reading (§13.8) -----------------------------------------
-
-  private void startReplay(Sub sub) {
-    sub.replaying = true;
-    requestPage(sub);
-  }
-
-  private void requestPage(Sub sub) {
-    if (sub.entity == null) {
-      failover(sub);
-      return;
-    }
-    sub.pageRequest = nextRequestId++;
-    int limit = (int) Math.min(limits.replayPage(), sub.replayTarget - sub.lastDelivered);
-    sub.entity.tell(new ScopeEntity.ReadHistory(sub.lastDelivered, limit, sub.pageRequest, pageAdapter));
-    timers.startSingleTimer(timerKey("page", sub.name), new PageTimedOut(sub.name, sub.pageRequest),
-        deps.settings().api().timeout());
-  }
-
-  private Behavior<Command> onPage(PageArrived p) {
-    ScopeEntity.HistoryPage page = p.page();
-    Sub sub = subs.get(page.scope());
-    if (sub == null || !sub.replaying || phase != Phase.ACTIVE || page.request() != sub.pageRequest) return this;
-    timers.cancel(timerKey("page", sub.name));
-    if (!page.epoch().equals(sub.epoch)) {
-      failover(sub);
-      return this;
-    }
-    boolean progressed = false;
-    for (HistoryEntry h : page.events()) {
-      if (h.offset() <= sub.lastDelivered) continue;
-      if (h.offset() != sub.lastDelivered + 1 || h.offset() > sub.replayTarget) break;
-      emit(sub, h.offset(), h.frame(), 0);
-      progressed = true;
-    }
-    if (phase != Phase.ACTIVE) return this;
-    if (sub.lastDelivered >= sub.replayTarget) {
-      continueDelivery(sub);
-    } else if (!progressed) {
-      resync(sub, sub.epoch, sub.replayTarget, "history_lost"); // the history no longer holds what is missing
-      continueDelivery(sub);
-    } else {
-      String scope = sub.name;
-      long request = sub.pageRequest;
-      ActorRef<Command> self = getContext().getSelf();
-      outbound.offer(new Outbound.Signal(() -> self.tell(new ReplayTaken(scope, request))));
-    }
-    return this;
-  }
-
-  private Behavior<Command> onReplayTaken(ReplayTaken t) {
-    Sub sub = subs.get(t.scope());
-    if (sub != null && sub.replaying && sub.pageRequest == t.pageRequest() && phase == Phase.ACTIVE) requestPage(sub);
-    return this;
-  }
-
-  private Behavior<Command> onPageTimedOut(PageTimedOut t) {
-    Sub sub = subs.get(t.scope());
-    if (sub != null && sub.replaying && sub.pageRequest == t.pageRequest()) failover(sub);
-    return this;
-  }
-
-  // ---- ephemeral frames ----------------------------------------------------------------------
-
-  private Behavior<Command> onEphemeral(Ephemeral e) {
-    Sub sub = subs.get(e.scope());
-    if (sub == null || sub.stage != Stage.ACTIVE || phase != Phase.ACTIVE) return this;
-    // Ephemeral frames never cost a durable event its place: they are shed once the buffer is half full.
-    if (outbound.size() * 2 >= outbound.capacity() || outbound.offer(e.frame()) != Outbound.Offer.ENQUEUED) {
-      metrics.framesDropped.inc();
-    }
-    return this;
   }
 
   // ---- heartbeat (§8) ------------------------------------------------------------------------
 
-  private Behavior<Command> onSendPing() {
+  private void onSendPing() {
     send(ServerFrames.PING);
-    if (unansweredPingSince == 0) {
-      unansweredPingSince = System.nanoTime();
+    if (!awaitingPong) {
+      awaitingPong = true;
       timers.startSingleTimer(Timer.HEARTBEAT_CHECK, limits.heartbeatTimeout());
     }
-    return this;
   }
 
   // ---- sending and closing -------------------------------------------------------------------
 
+  /** A reply or other control frame: it goes ahead of queued events. */
   private void send(String json) {
-    if (phase == Phase.CLOSING) return;
     if (outbound.offer(json) == Outbound.Offer.FULL) evict();
   }
 
-  private void evict() {
-    if (phase == Phase.CLOSING) return;
-    metrics.slowConsumerEvictions.inc();
-    close(4008, "slow consumer: outbound buffer full", true);
+  /** A frame that must follow what is queued of the scope (unsubscribed, presence replies). */
+  private void sendInOrder(String scope, String json) {
+    if (outbound.offer(scope, json, Outbound.Kind.ESSENTIAL) == Outbound.Offer.FULL) evict();
   }
 
-  /** Sends {@code disconnect} ahead of anything queued, then closes the socket (§8). */
-  private Behavior<Command> close(int code, String reason, boolean reconnect) {
-    if (phase == Phase.CLOSING) return this;
-    phase = Phase.CLOSING;
+  private void evict() {
+    if (closed) return;
+    metrics.slowConsumerEvictions.inc();
+    close(CloseCode.SLOW_CONSUMER);
+  }
+
+  private void flooded(String reason) {
+    metrics.floodDisconnects.inc();
+    close(CloseCode.FLOOD, reason);
+  }
+
+  private void close(CloseCode code) {
+    close(code, code.reason);
+  }
+
+  private void close(CloseCode code, String reason) {
+    close(code.code, reason, code.reconnect);
+  }
+
+  /** Sends {@code disconnect} ahead of anything queued, then the stream ends and the socket closes (§8). */
+  private void close(int code, String reason, boolean reconnect) {
+    if (closed) return;
+    closed = true;
     timers.cancelAll();
     int dropped = outbound.finish(ServerFrames.disconnect(code, reason, reconnect));
     if (dropped > 0) metrics.framesDropped.inc(dropped);
     if (connectAckTo != null) ack(connectAckTo);
     connectAckTo = null;
     timers.startSingleTimer(Timer.CLOSE_TIMEOUT, limits.closeGrace());
-    return this;
-  }
-
-  private Behavior<Command> onCloseTimeout() {
-    outbound.abort(); // the client does not read: cut the socket
-    return Behaviors.stopped();
-  }
-
-  private Behavior<Command> onStop() {
-    outbound.abort();
-    metrics.connectionsClosed.inc();
-    metrics.connectionsActive.dec();
-    return this;
-  }
-
-  private static String timerKey(String kind, String scope) {
-    return kind + ":" + scope;
   }
 }

@@ -1,5 +1,7 @@
 package io.scopecast.actors;
 
+import io.scopecast.actors.connection.Outbound;
+import io.scopecast.actors.settings.ScopecastSettings;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -7,6 +9,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Function;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
@@ -17,10 +20,13 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 
 /**
  * One per node: the last hop of every event. A {@link ScopeEntity} sends one message per node that
- * has subscribers, whatever their number; this actor hands the already-encoded frame to each local
- * {@link ConnectionActor} subscribed to the scope. Its registry of local subscribers is written
- * only by the entities' own messages ({@link Attach}/{@link Detach}), so it always agrees with the
- * order in which the entity sequenced subscriptions and events.
+ * has subscribers, whatever their number; this actor hands the already-encoded frame straight to
+ * the {@link Outbound} send buffer of each local connection subscribed to the scope, without a
+ * message to the {@link ConnectionActor} (the buffer's cursor tells the actor when something needs
+ * deciding). Its registry of local subscribers is written only by the entities' own messages
+ * ({@link Attach}/{@link Detach}), so it always agrees with the order in which the entity
+ * sequenced subscriptions and events; a registration remembers which incarnation of the scope
+ * made it, so a late detach from an old owner cannot remove a live subscription.
  *
  * <p>It also knows every local connection, to close them all on shutdown (spread over the drain
  * period) and to let a kick reach them.
@@ -36,7 +42,9 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
   public record Attach(String scope, ActorRef<ConnectionActor.Command> conn, ActorRef<ScopeEntity.Command> entity,
       String epoch, long offset, boolean recovered, long requestId) implements Remote {}
 
-  public record Detach(String scope, ActorRef<ConnectionActor.Command> conn) implements Remote {}
+  /** Unregisters {@code conn} from {@code scope} if {@code entity} (the incarnation that attached it) still holds it. */
+  public record Detach(String scope, ActorRef<ConnectionActor.Command> conn, ActorRef<ScopeEntity.Command> entity)
+      implements Remote {}
 
   /** A durable event for every local subscriber of the scope; {@code frame} is encoded once. */
   public record Deliver(String scope, String epoch, long offset, String frame, long ts) implements Remote {}
@@ -44,8 +52,8 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
   /** An ephemeral frame (client event, presence) for the local subscribers except {@code except}. */
   public record DeliverEphemeral(String scope, String frame, ActorRef<ConnectionActor.Command> except) implements Remote {}
 
-  /** One presence frame and the connection that caused it (it does not get the frame; null: none). */
-  public record PresenceFrame(String frame, ActorRef<ConnectionActor.Command> except) {}
+  /** One presence frame and the connection that caused it (it does not get the frame; null: none); a leave is never shed. */
+  public record PresenceFrame(String frame, ActorRef<ConnectionActor.Command> except, boolean leave) {}
 
   /** A batch of presence frames for the local subscribers of a scope. */
   public record DeliverPresence(String scope, List<PresenceFrame> frames) implements Remote {}
@@ -63,8 +71,8 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
   /** Closes the local subscribers of a scope (POST /api/disconnect goes to the user's own scope). */
   public record DisconnectSubscribers(String scope, int code, String reason, boolean reconnect) implements Remote {}
 
-  /** A connection of this node starts: known until it stops. */
-  public record Register(ActorRef<ConnectionActor.Command> conn) implements Command {}
+  /** A connection of this node starts, with its send buffer: known until it stops. */
+  public record Register(ActorRef<ConnectionActor.Command> conn, Outbound outbound) implements Command {}
 
   /** Close every local connection with 1001, spread over {@code period}; answered when all are told. */
   public record DrainConnections(Duration period, ActorRef<Drained> replyTo) implements Command {}
@@ -77,14 +85,29 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
 
   private enum DrainTick implements Command { INSTANCE }
 
-  public static Behavior<Command> create() {
-    return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new NodeFanout(ctx, timers)));
+  /** The fanout of a node configured by {@code settings}: a scope's history size bounds how far behind a connection may fall. */
+  public static Behavior<Command> create(ScopecastSettings settings) {
+    return create(scope -> {
+      String type = scope.substring(0, Math.max(0, scope.indexOf(':')));
+      return settings.knowsType(type) ? (long) settings.type(type).historySize() : Long.MAX_VALUE;
+    });
   }
 
+  /** @param historyLimit the history size of a scope (by scope name): how far behind a connection may fall */
+  public static Behavior<Command> create(Function<String, Long> historyLimit) {
+    return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new NodeFanout(ctx, timers, historyLimit)));
+  }
+
+  /** One local subscriber of a scope: its send buffer and the scope incarnation that attached it. */
+  private record Registration(Outbound outbound, ActorRef<ScopeEntity.Command> entity) {}
+
+  /** One local connection: its send buffer and the scopes it is attached to here. */
+  private record Local(Outbound outbound, Set<String> scopes) {}
+
   private final TimerScheduler<Command> timers;
-  private final Map<String, Set<ActorRef<ConnectionActor.Command>>> subscribers = new HashMap<>();
-  /** Every local connection and the scopes it is attached to here. */
-  private final Map<ActorRef<ConnectionActor.Command>, Set<String>> connections = new HashMap<>();
+  private final Map<String, Map<ActorRef<ConnectionActor.Command>, Registration>> subscribers = new HashMap<>();
+  private final Map<ActorRef<ConnectionActor.Command>, Local> connections = new HashMap<>();
+  private final Function<String, Long> historyLimit;
   private List<ActorRef<ConnectionActor.Command>> drainQueue = List.of();
   private int drainPerTick;
   private boolean draining;
@@ -92,9 +115,10 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
 
   private static final Duration DRAIN_TICK = Duration.ofMillis(100);
 
-  private NodeFanout(ActorContext<Command> ctx, TimerScheduler<Command> timers) {
+  private NodeFanout(ActorContext<Command> ctx, TimerScheduler<Command> timers, Function<String, Long> historyLimit) {
     super(ctx);
     this.timers = timers;
+    this.historyLimit = historyLimit;
   }
 
   @Override
@@ -104,14 +128,8 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
         .onMessage(DeliverEphemeral.class, this::onDeliverEphemeral)
         .onMessage(DeliverPresence.class, this::onDeliverPresence)
         .onMessage(UserStatus.class, this::onUserStatus)
-        .onMessage(Resync.class, r -> {
-          Set<ActorRef<ConnectionActor.Command>> conns = subscribers.get(r.scope());
-          if (conns != null) {
-            ConnectionActor.ScopeResync msg = new ConnectionActor.ScopeResync(r.scope(), r.epoch(), r.offset(), r.reason());
-            conns.forEach(c -> c.tell(msg));
-          }
-          return this;
-        })
+        .onMessage(Resync.class, r -> tellSubscribers(r.scope(),
+            new ConnectionActor.ScopeResync(r.scope(), r.epoch(), r.offset(), r.reason())))
         .onMessage(Attach.class, this::onAttach)
         .onMessage(Detach.class, this::onDetach)
         .onMessage(DisconnectSubscribers.class, this::onDisconnectSubscribers)
@@ -127,34 +145,36 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
   }
 
   private Behavior<Command> onDeliver(Deliver d) {
-    Set<ActorRef<ConnectionActor.Command>> conns = subscribers.get(d.scope());
-    if (conns != null) {
-      ConnectionActor.Event event = new ConnectionActor.Event(d.scope(), d.epoch(), d.offset(), d.frame(), d.ts());
-      for (ActorRef<ConnectionActor.Command> c : conns) c.tell(event);
+    Map<ActorRef<ConnectionActor.Command>, Registration> regs = subscribers.get(d.scope());
+    if (regs != null) {
+      for (Registration r : regs.values()) r.outbound().deliver(d.scope(), d.epoch(), d.offset(), d.frame(), d.ts());
     }
     return this;
   }
 
   private Behavior<Command> onDeliverEphemeral(DeliverEphemeral d) {
-    Set<ActorRef<ConnectionActor.Command>> conns = subscribers.get(d.scope());
-    if (conns != null) {
-      ConnectionActor.Ephemeral frame = new ConnectionActor.Ephemeral(d.scope(), d.frame());
-      for (ActorRef<ConnectionActor.Command> c : conns) {
-        if (!c.equals(d.except())) c.tell(frame);
-      }
-    }
+    deliverEphemeral(d.scope(), d.frame(), d.except(), Outbound.Kind.EPHEMERAL);
     return this;
   }
 
   private Behavior<Command> onDeliverPresence(DeliverPresence d) {
-    Set<ActorRef<ConnectionActor.Command>> conns = subscribers.get(d.scope());
-    if (conns == null) return this;
     for (PresenceFrame f : d.frames()) {
-      ConnectionActor.Ephemeral frame = new ConnectionActor.Ephemeral(d.scope(), f.frame());
-      for (ActorRef<ConnectionActor.Command> c : conns) {
-        if (!c.equals(f.except())) c.tell(frame);
-      }
+      deliverEphemeral(d.scope(), f.frame(), f.except(), f.leave() ? Outbound.Kind.ESSENTIAL : Outbound.Kind.PRESENCE);
     }
+    return this;
+  }
+
+  private void deliverEphemeral(String scope, String frame, ActorRef<ConnectionActor.Command> except, Outbound.Kind kind) {
+    Map<ActorRef<ConnectionActor.Command>, Registration> regs = subscribers.get(scope);
+    if (regs == null) return;
+    for (Map.Entry<ActorRef<ConnectionActor.Command>, Registration> e : regs.entrySet()) {
+      if (!e.getKey().equals(except)) e.getValue().outbound().deliverEphemeral(scope, frame, kind);
+    }
+  }
+
+  private Behavior<Command> tellSubscribers(String scope, ConnectionActor.Command msg) {
+    Map<ActorRef<ConnectionActor.Command>, Registration> regs = subscribers.get(scope);
+    if (regs != null) regs.keySet().forEach(c -> c.tell(msg));
     return this;
   }
 
@@ -164,58 +184,58 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
       u.only().tell(msg);
       return this;
     }
-    Set<ActorRef<ConnectionActor.Command>> conns = subscribers.get(u.scope());
-    if (conns != null) conns.forEach(c -> c.tell(msg));
-    return this;
+    return tellSubscribers(u.scope(), msg);
   }
 
+  /**
+   * Registers the connection for the scope (its send buffer starts judging the scope's live events
+   * from the owner's position), then hands it the owner's answer: every event sequenced after the
+   * answer reaches the buffer after this.
+   */
   private Behavior<Command> onAttach(Attach a) {
-    track(a.conn()).add(a.scope());
-    subscribers.computeIfAbsent(a.scope(), s -> new HashSet<>()).add(a.conn());
+    Local local = connections.get(a.conn());
+    if (local == null) return this; // the connection is gone; its entity hears of it by its watch
+    local.scopes().add(a.scope());
+    subscribers.computeIfAbsent(a.scope(), s -> new HashMap<>()).put(a.conn(), new Registration(local.outbound(), a.entity()));
+    local.outbound().attached(a.scope(), a.epoch(), a.offset(), historyLimit.apply(a.scope()));
     a.conn().tell(new ConnectionActor.Subscribed(a.scope(), a.entity(), a.epoch(), a.offset(), a.recovered(), a.requestId()));
     return this;
   }
 
   private Behavior<Command> onDetach(Detach d) {
+    Map<ActorRef<ConnectionActor.Command>, Registration> regs = subscribers.get(d.scope());
+    Registration r = regs == null ? null : regs.get(d.conn());
+    if (r == null || !r.entity().equals(d.entity())) return this; // a newer incarnation holds it now
     remove(d.scope(), d.conn());
-    Set<String> scopes = connections.get(d.conn());
-    if (scopes != null) scopes.remove(d.scope());
+    Local local = connections.get(d.conn());
+    if (local != null) local.scopes().remove(d.scope());
     return this;
   }
 
   private Behavior<Command> onDisconnectSubscribers(DisconnectSubscribers d) {
-    Set<ActorRef<ConnectionActor.Command>> conns = subscribers.get(d.scope());
-    if (conns != null) {
-      ConnectionActor.Disconnect msg = new ConnectionActor.Disconnect(d.code(), d.reason(), d.reconnect());
-      for (ActorRef<ConnectionActor.Command> c : conns) c.tell(msg);
-    }
-    return this;
+    return tellSubscribers(d.scope(), new ConnectionActor.Disconnect(d.code(), d.reason(), d.reconnect()));
   }
 
   private Behavior<Command> onRegister(Register r) {
-    track(r.conn());
+    if (!connections.containsKey(r.conn())) {
+      getContext().watchWith(r.conn(), new ConnectionStopped(r.conn()));
+      connections.put(r.conn(), new Local(r.outbound(), new HashSet<>(4)));
+    }
     if (draining) r.conn().tell(ConnectionActor.Disconnect.goingAway());
     return this;
   }
 
-  private Set<String> track(ActorRef<ConnectionActor.Command> conn) {
-    return connections.computeIfAbsent(conn, c -> {
-      getContext().watchWith(c, new ConnectionStopped(c));
-      return new HashSet<>();
-    });
-  }
-
   private Behavior<Command> onConnectionStopped(ConnectionStopped s) {
-    Set<String> scopes = connections.remove(s.conn());
-    if (scopes != null) {
-      for (String scope : scopes) remove(scope, s.conn());
+    Local local = connections.remove(s.conn());
+    if (local != null) {
+      for (String scope : local.scopes()) remove(scope, s.conn());
     }
     return this;
   }
 
   private void remove(String scope, ActorRef<ConnectionActor.Command> conn) {
-    Set<ActorRef<ConnectionActor.Command>> conns = subscribers.get(scope);
-    if (conns != null && conns.remove(conn) && conns.isEmpty()) subscribers.remove(scope);
+    Map<ActorRef<ConnectionActor.Command>, Registration> regs = subscribers.get(scope);
+    if (regs != null && regs.remove(conn) != null && regs.isEmpty()) subscribers.remove(scope);
   }
 
   private Behavior<Command> onDrain(DrainConnections d) {

@@ -78,10 +78,15 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
   /** The event's position; {@code duplicate} when an earlier publish with the same key is answered again. */
   public record Published(String epoch, long offset, boolean duplicate) implements CborSerializable {}
 
-  /** Up to {@code limit} events after offset {@code after}; {@code request} is echoed in the page. */
-  public record ReadHistory(long after, int limit, long request, ActorRef<HistoryPage> replyTo) implements Command {
+  /**
+   * Up to {@code limit} events after offset {@code after} and, past the first, at most
+   * {@code maxChars} characters of frames (a page that crosses nodes stays under Artery's frame
+   * size); {@code request} is echoed in the page.
+   */
+  public record ReadHistory(long after, int limit, long maxChars, long request, ActorRef<HistoryPage> replyTo)
+      implements Command {
     public ReadHistory(long after, int limit, ActorRef<HistoryPage> replyTo) {
-      this(after, limit, 0, replyTo);
+      this(after, limit, Long.MAX_VALUE, 0, replyTo);
     }
   }
 
@@ -505,7 +510,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
     if (s == null) return this;
     lastActivity = deps.clock().millis();
     getContext().unwatch(conn);
-    s.fanout().tell(new NodeFanout.Detach(scopeName, conn));
+    s.fanout().tell(new NodeFanout.Detach(scopeName, conn, getContext().getSelf()));
     nodes.computeIfPresent(s.fanout(), (k, n) -> n > 1 ? n - 1 : null);
     if (presence != null) {
       if (presence.connectionRemoved(s.user(), conn)) deps.metrics().presenceMembers.dec();
@@ -562,7 +567,7 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
     List<PresenceTracker.Announcement<ActorRef<ConnectionActor.Command>>> out = presence.flush();
     if (out.isEmpty() || nodes.isEmpty()) return this;
     List<NodeFanout.PresenceFrame> frames = out.stream()
-        .map(a -> new NodeFanout.PresenceFrame(a.frame(), a.except())).toList();
+        .map(a -> new NodeFanout.PresenceFrame(a.frame(), a.except(), a.leave())).toList();
     NodeFanout.DeliverPresence d = new NodeFanout.DeliverPresence(scopeName, frames);
     for (ActorRef<NodeFanout.Command> node : nodes.keySet()) node.tell(d);
     return this;
@@ -593,8 +598,19 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
           (entries, err) -> new HistoryRead(r, readEpoch, entries, err));
       return this;
     }
-    r.replyTo().tell(new HistoryPage(scopeName, epoch, offset, history.readAfter(r.after(), r.limit()), r.request()));
+    r.replyTo().tell(new HistoryPage(scopeName, epoch, offset, bounded(history.readAfter(r.after(), r.limit()), r.maxChars()),
+        r.request()));
     return this;
+  }
+
+  /** The longest prefix within {@code maxChars} (at least one entry). */
+  private static List<HistoryEntry> bounded(List<HistoryEntry> entries, long maxChars) {
+    long chars = 0;
+    for (int i = 0; i < entries.size(); i++) {
+      chars += entries.get(i).frame().length();
+      if (chars > maxChars && i > 0) return entries.subList(0, i);
+    }
+    return entries;
   }
 
   private Behavior<Command> onHistoryRead(HistoryRead h) {
@@ -605,7 +621,8 @@ public final class ScopeEntity extends AbstractBehavior<ScopeEntity.Command> {
       long cutoff = deps.clock().millis() - deps.settings().type(scope.type()).historyTtl().toMillis();
       entries = h.entries().stream().filter(e -> e.ts() >= cutoff).toList();
     }
-    h.request().replyTo().tell(new HistoryPage(scopeName, epoch, offset, entries, h.request().request()));
+    h.request().replyTo().tell(new HistoryPage(scopeName, epoch, offset, bounded(entries, h.request().maxChars()),
+        h.request().request()));
     return this;
   }
 

@@ -47,7 +47,7 @@ class ConnectionActorTest {
     scopes = new TestScopes(testKit, new ScopeEntity.Deps(s, metrics, "node-a"));
     TokenVerifier tokens = new TokenVerifier(s.auth().jwtSecret(), "", Duration.ofSeconds(30));
     return new ConnectionActor.Deps(s, metrics, "node-a", scopes::ref,
-        fanout != null ? fanout : testKit.spawn(NodeFanout.create()), tokens, new ClaimsAuthorizer(tokens, null),
+        fanout != null ? fanout : testKit.spawn(NodeFanout.create(s)), tokens, new ClaimsAuthorizer(tokens, null),
         new ClientFrameDecoder(s::knowsType));
   }
 
@@ -182,7 +182,8 @@ class ConnectionActorTest {
 
   @Test
   void aSlowClientIsEvictedWith4008AndItsQueuedFramesAreDroppedBehindTheDisconnectFrame() {
-    ConnectionActor.Deps deps = node("scopecast.connection.outbound-buffer", 8);
+    // §13.20: a client that falls behind reads from history; it is slow only once history cannot supply it
+    ConnectionActor.Deps deps = node("scopecast.connection.outbound-buffer", 8, "scopecast.history.size", 50);
     SocketHarness fast = SocketHarness.open(testKit, deps, claims("kim", "7"), "7");
     SocketHarness slow = SocketHarness.slow(testKit, deps, claims("lee", "7"));
     fast.send("{\"type\":\"connect\"}");
@@ -244,7 +245,7 @@ class ConnectionActorTest {
   @Test
   void aLiveEventLostOnTheWayIsFilledFromHistory() {
     TestProbe<NodeFanout.Command> dropped = testKit.createTestProbe();
-    ActorRef<NodeFanout.Command> real = testKit.spawn(NodeFanout.create());
+    ActorRef<NodeFanout.Command> real = testKit.spawn(NodeFanout.create(TestSettings.with()));
     Behavior<NodeFanout.Command> lossy = Behaviors.receiveMessage(m -> {
       if (m instanceof NodeFanout.Deliver d && d.offset() == 2) dropped.getRef().tell(m);
       else real.tell(m);
@@ -365,7 +366,7 @@ class ConnectionActorTest {
   @Test
   void ephemeralFramesAreShedUnderPressureAndOnlyDurableEventsEvict() {
     ConnectionActor.Deps deps = node("scopecast.connection.outbound-buffer", 8, "scopecast.client-events.burst", 1000,
-        "scopecast.presence.batch-interval", "100ms");
+        "scopecast.presence.batch-interval", "100ms", "scopecast.history.size", 50);
     SocketHarness typist = joined(deps, "uma", "eph");
     SocketHarness slow = SocketHarness.slow(testKit, deps, claims("vic", "eph"));
     slow.sendNoAck("{\"type\":\"connect\",\"workspace\":\"eph\"}");

@@ -76,7 +76,7 @@ public final class Guardian {
           settings.auth().clockSkew());
       ScopeAuthorizer hook = settings.auth().hasHook() ? new HookAuthorizer(system, settings.auth(), metrics) : null;
       ScopeAuthorizer authorizer = new ClaimsAuthorizer(tokens, hook);
-      ActorRef<NodeFanout.Command> fanout = ctx.spawn(NodeFanout.create(), "fanout");
+      ActorRef<NodeFanout.Command> fanout = ctx.spawn(NodeFanout.create(settings), "fanout");
       ActorRef<ScopeHandoff.Command> handoff = ctx.spawn(ScopeHandoff.create(), "scope-handoff");
 
       RedisHistory durable = settings.redis().enabled() ? RedisHistory.connect(settings.redis(), metrics) : null;

@@ -5,6 +5,7 @@ import io.scopecast.actors.auth.InvalidTokenException;
 import io.scopecast.actors.auth.UserClaims;
 import io.scopecast.actors.connection.Outbound;
 import io.scopecast.actors.protocol.ScopeId;
+import io.scopecast.actors.settings.ScopecastSettings;
 import java.time.Duration;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
@@ -98,12 +99,13 @@ public final class WebSocketEndpoint extends AllDirectives {
         ConnectionActor.StreamEnded.INSTANCE,
         ConnectionActor.StreamFailed::new);
     Sink<Message, NotUsed> in = Flow.<Message>create().mapAsync(1, this::collect).to(toActor);
-    Source<Message, NotUsed> out = Outbound.source(deps.settings().connection().outboundBuffer(), deps.metrics())
+    ScopecastSettings.Connection limits = deps.settings().connection();
+    Source<Message, NotUsed> out = Outbound.<Message>source(limits.outboundBuffer(), limits.outboundBufferBytes(), deps.metrics(),
+            TextMessage::create)
         .mapMaterializedValue(outbound -> {
           conn.tell(new ConnectionActor.OutboundReady(outbound));
           return NotUsed.getInstance();
-        })
-        .map(TextMessage::create);
+        });
     return Flow.fromSinkAndSourceCoupled(in, out);
   }
 

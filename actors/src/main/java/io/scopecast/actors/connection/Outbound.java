@@ -1,31 +1,56 @@
 package io.scopecast.actors.connection;
 
+import io.scopecast.actors.history.HistoryEntry;
 import io.scopecast.actors.metrics.ScopecastMetrics;
-import org.apache.pekko.stream.BoundedSourceQueue;
-import org.apache.pekko.stream.KillSwitches;
-import org.apache.pekko.stream.QueueOfferResult;
-import org.apache.pekko.stream.UniqueKillSwitch;
-import org.apache.pekko.stream.javadsl.Keep;
+import java.util.ArrayDeque;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Function;
+import org.apache.pekko.japi.Pair;
+import org.apache.pekko.stream.Attributes;
+import org.apache.pekko.stream.Outlet;
+import org.apache.pekko.stream.SourceShape;
 import org.apache.pekko.stream.javadsl.Source;
+import org.apache.pekko.stream.stage.AbstractOutHandler;
+import org.apache.pekko.stream.stage.AsyncCallback;
+import org.apache.pekko.stream.stage.GraphStageLogic;
+import org.apache.pekko.stream.stage.GraphStageWithMaterializedValue;
+import scala.Tuple2;
 
 /**
- * The send buffer of one connection: a bounded pekko-streams queue that the socket drains with
- * backpressure. It is the only buffer between a connection actor and its client; when it is full
- * the client is too slow. A closing frame takes an urgent lane that overtakes the queued frames,
- * ends the stream after it is written, and drops what was still queued (§13.8).
+ * The send buffer of one connection, and the only one: a single stage the socket drains with
+ * backpressure. The node's fanout hands it each event frame (encoded once per event) directly,
+ * without a message to the connection actor; the {@link DeliveryCursor} of the subscription says
+ * whether the frame goes out, and the {@link Listener} (the connection actor) hears only about what
+ * needs deciding: a gap, a new epoch, no room, a client too far behind.
+ *
+ * <p>Lanes, in the order the socket takes them: the closing frame (it overtakes everything, ends
+ * the stream and drops what was queued, §8, §13.8); control replies; then, in publish order,
+ * durable events and ephemeral frames. Ephemeral frames are accepted only while the buffer is
+ * less than half full and are shed first when a durable event needs room (§13.21); they never
+ * make the buffer "full". The buffer is bounded by frames ({@code outbound-buffer}) and
+ * characters ({@code outbound-buffer-bytes}). Replay is offered page by page as the socket frees
+ * room ({@link #whenRoom}), so it never overflows the buffer (§13.20).
+ *
+ * <p>Thread-safe: the fanout, the connection actor and the stream call it concurrently; every
+ * method takes the handle's lock for a few field updates.
  */
 public final class Outbound {
 
-  /** What flows to the socket: text frames, and signals that run when the socket has taken the frames before them. */
-  public sealed interface Item {}
+  /** What the connection actor hears from its send buffer; called with the buffer's lock held, so it must only send messages. */
+  public interface Listener {
+    /** A live event of {@code scope} met a verdict other than deliver, duplicate or hold (a gap, a new epoch, too far behind) or found no room. */
+    void attention(String scope, DeliveryCursor.Verdict verdict);
 
-  /** One frame; {@code publishedAt} (ms) is set on events, for the publish-to-send histogram. */
-  public record Text(String json, long publishedAt) implements Item {}
+    /** After {@link #whenRoom}: at least half the buffer is free. */
+    void room();
 
-  /** Not written: runs {@code onReached} once every frame offered before it was taken by the socket. */
-  public record Signal(Runnable onReached) implements Item {}
-
-  private record Last(String json) implements Item {}
+    /** The buffer drained after presence frames of these scopes were shed (§13.21: send snapshots). */
+    void presenceShed(Set<String> scopes);
+  }
 
   public enum Offer {
     ENQUEUED,
@@ -33,95 +58,482 @@ public final class Outbound {
     CLOSED
   }
 
-  private final BoundedSourceQueue<Item> queue;
-  private final BoundedSourceQueue<Item> urgent;
-  private final UniqueKillSwitch killSwitch;
-  private final int capacity;
-  private volatile boolean finishing;
+  /** The kinds of frame in the main lane. */
+  public enum Kind {
+    /** An event with an offset; never shed, counts toward "full". */
+    DURABLE,
+    /** Must not be lost and keeps its place in order (resync, unsubscribed, presence.leave), but never makes the client "slow". */
+    ESSENTIAL,
+    /** A client event: shed first. */
+    EPHEMERAL,
+    /** A presence join/update/count: shed first, and the scope gets a snapshot once the buffer drains. */
+    PRESENCE
+  }
 
-  private Outbound(BoundedSourceQueue<Item> queue, BoundedSourceQueue<Item> urgent, UniqueKillSwitch killSwitch,
-      int capacity) {
-    this.queue = queue;
-    this.urgent = urgent;
-    this.killSwitch = killSwitch;
-    this.capacity = capacity;
+  private static final class Frame {
+    final String json;
+    final long publishedAt;
+    final Kind kind;
+    final String scope;
+    boolean shed;
+
+    Frame(String json, long publishedAt, Kind kind, String scope) {
+      this.json = json;
+      this.publishedAt = publishedAt;
+      this.kind = kind;
+      this.scope = scope;
+    }
+  }
+
+  private final int capacity;
+  private final long maxChars;
+  private final ScopecastMetrics metrics;
+
+  // ---- guarded by this ----
+  private final ArrayDeque<String> control = new ArrayDeque<>(4);
+  private final ArrayDeque<Frame> main = new ArrayDeque<>(8);
+  /** Frames in {@link #main} that are not shed, and how many of them may be shed. */
+  private int queued;
+  private int sheddable;
+  private long queuedChars;
+  private final Map<String, DeliveryCursor> cursors = new HashMap<>(4);
+  private Listener listener;
+  private boolean roomWanted;
+  private Set<String> presenceShed;
+  private String closing;
+  private boolean finishing;
+  private boolean aborted;
+  /** The stage was pulled and found nothing: the next offer wakes it. */
+  private boolean waiting;
+  private AsyncCallback<Boolean> wakeUp;
+
+  private Outbound(int capacity, long maxChars, ScopecastMetrics metrics) {
+    this.capacity = Math.max(1, capacity);
+    this.maxChars = Math.max(1, maxChars);
+    this.metrics = metrics;
   }
 
   /**
-   * The frames to write to one socket. Materializing it (as part of the socket's stream, so that
-   * no extra async boundary or buffer sits in between) yields the {@link Outbound} handle the
-   * connection actor offers frames to; the source completes after a closing frame.
+   * The frames to write to one socket, each wrapped by {@code wrap} (the transport's message type).
+   * Materializing it as part of the socket's stream yields the handle that the connection actor
+   * and the fanout offer to; the source completes after the closing frame.
    */
-  public static Source<String, Outbound> source(int capacity, ScopecastMetrics metrics) {
-    return Source.<Item>queue(capacity)
-        .mergePreferredMat(Source.<Item>queue(2), true, true, Keep.both())
-        .takeWhile(item -> !(item instanceof Last), true)
-        .<String>mapConcat(item -> toFrame(item, metrics))
-        .viaMat(KillSwitches.single(), Keep.both())
-        .mapMaterializedValue(m -> new Outbound(m.first().first(), m.first().second(), m.second(), capacity));
+  public static <T> Source<T, Outbound> source(int capacity, long maxBytes, ScopecastMetrics metrics,
+      Function<String, T> wrap) {
+    return Source.fromGraph(new Stage<>(capacity, maxBytes, metrics, wrap));
   }
 
-  private static java.util.List<String> toFrame(Item item, ScopecastMetrics metrics) {
-    if (item instanceof Text t) {
-      metrics.framesSent.inc();
-      if (t.publishedAt() > 0) {
-        metrics.publishToSend.observe(Math.max(0, System.currentTimeMillis() - t.publishedAt()) / 1000.0);
-      }
-      return java.util.List.of(t.json());
-    }
-    if (item instanceof Last l) {
-      metrics.framesSent.inc();
-      return java.util.List.of(l.json());
-    }
-    ((Signal) item).onReached().run();
-    return java.util.List.of();
+  public static Source<String, Outbound> source(int capacity, long maxBytes, ScopecastMetrics metrics) {
+    return source(capacity, maxBytes, metrics, s -> s);
   }
 
-  public Offer offer(Item item) {
-    if (finishing) return Offer.CLOSED;
-    QueueOfferResult r = queue.offer(item);
-    if (r == QueueOfferResult.enqueued()) return Offer.ENQUEUED;
-    if (r == QueueOfferResult.dropped()) return Offer.FULL;
-    return Offer.CLOSED;
-  }
-
-  public Offer offer(String json) {
-    return offer(new Text(json, 0));
-  }
-
-  /** Frames waiting to be written. */
-  public int size() {
-    return queue.size();
+  /** The connection actor listens from here on. */
+  public synchronized void listen(Listener l) {
+    this.listener = l;
   }
 
   public int capacity() {
     return capacity;
   }
 
+  // ---- control replies and ephemeral frames --------------------------------------------------
+
+  /** A reply or other control frame; FULL only when the client has not read {@code capacity} of them. */
+  public Offer offer(String json) {
+    boolean wake;
+    synchronized (this) {
+      if (finishing) return Offer.CLOSED;
+      if (control.size() >= capacity) return Offer.FULL;
+      control.addLast(json);
+      wake = wakeIfWaiting();
+    }
+    if (wake) wakeUp.invoke(Boolean.TRUE);
+    return Offer.ENQUEUED;
+  }
+
+  /**
+   * A frame in the main lane, in order with the scope's events. Ephemeral and presence frames are
+   * dropped (counted) when the buffer is half full or more; essential frames are refused (FULL)
+   * only far beyond the bound, when the client has read nothing for a long while.
+   */
+  public Offer offer(String scope, String json, Kind kind) {
+    boolean wake;
+    synchronized (this) {
+      if (finishing) return Offer.CLOSED;
+      if (kind == Kind.EPHEMERAL || kind == Kind.PRESENCE) {
+        if (queued * 2L >= capacity || queuedChars * 2 >= maxChars) {
+          shedOne(scope, kind);
+          return Offer.FULL;
+        }
+      } else if (kind == Kind.ESSENTIAL) {
+        if (queued >= 2L * capacity) return Offer.FULL;
+      } else if (!makeRoom(json.length())) {
+        return Offer.FULL;
+      }
+      enqueue(new Frame(json, 0, kind, scope));
+      wake = wakeIfWaiting();
+    }
+    if (wake) wakeUp.invoke(Boolean.TRUE);
+    return Offer.ENQUEUED;
+  }
+
+  // ---- live events, from the node's fanout ---------------------------------------------------
+
+  /**
+   * The fanout registered this connection for {@code scope} at the owner's position: from here on
+   * live events of the scope are judged by a cursor (not live until the connection positions it).
+   */
+  public synchronized void attached(String scope, String epoch, long offset, long historyLimit) {
+    if (!finishing && !cursors.containsKey(scope)) cursors.put(scope, new DeliveryCursor(epoch, offset, historyLimit));
+  }
+
+  /** One live durable event; {@code frame} is shared by every subscriber. */
+  public void deliver(String scope, String epoch, long offset, String frame, long publishedAt) {
+    boolean wake = false;
+    synchronized (this) {
+      DeliveryCursor c = cursors.get(scope);
+      if (c == null || finishing) return;
+      DeliveryCursor.Verdict v = c.live(epoch, offset);
+      switch (v) {
+        case DELIVER -> {
+          if (makeRoom(frame.length())) {
+            c.delivered(offset);
+            enqueue(new Frame(frame, publishedAt, Kind.DURABLE, scope));
+            wake = wakeIfWaiting();
+          } else {
+            c.fellBehind();
+            tell(scope, v);
+          }
+        }
+        case DUPLICATE, HOLD -> { }
+        default -> tell(scope, v);
+      }
+    }
+    if (wake) wakeUp.invoke(Boolean.TRUE);
+  }
+
+  /** An ephemeral frame of a subscribed scope (client event or presence), from the fanout. */
+  public void deliverEphemeral(String scope, String frame, Kind kind) {
+    synchronized (this) {
+      DeliveryCursor c = cursors.get(scope);
+      if (c == null || !c.isPositioned()) return; // not subscribed, or the client has not been told yet
+    }
+    offer(scope, frame, kind);
+  }
+
+  // ---- positioning and replay, from the connection actor -------------------------------------
+
+  /**
+   * Positions the scope's cursor at what the client has ({@code epoch}, {@code delivered}) and goes
+   * live when nothing up to {@code scopeOffset} is missing. False: read history first.
+   */
+  public synchronized boolean position(String scope, String epoch, long delivered, long scopeOffset, long historyLimit) {
+    if (finishing) return false;
+    DeliveryCursor c = cursors.computeIfAbsent(scope, s -> new DeliveryCursor(epoch, delivered, historyLimit));
+    c.reposition(epoch, delivered);
+    return c.goLive(scopeOffset);
+  }
+
+  /** A {@code resync} frame in order with the scope's events, and the cursor continues from there. */
+  public Offer resync(String scope, String json, String epoch, long offset) {
+    synchronized (this) {
+      DeliveryCursor c = cursors.get(scope);
+      if (c != null) {
+        c.reposition(epoch, offset);
+        c.goLive(offset);
+      }
+    }
+    return offer(scope, json, Kind.ESSENTIAL);
+  }
+
+  /**
+   * Replayed events of {@code epoch}, ascending; takes them while they continue the cursor and fit.
+   * Returns how many were taken; the cursor's {@link #delivered} tells where it stands.
+   */
+  public int replay(String scope, String epoch, List<HistoryEntry> page) {
+    int taken = 0;
+    boolean wake = false;
+    synchronized (this) {
+      DeliveryCursor c = cursors.get(scope);
+      if (c == null || finishing || !c.epoch().equals(epoch)) return 0;
+      for (HistoryEntry e : page) {
+        if (e.offset() <= c.delivered()) continue;
+        if (e.offset() != c.delivered() + 1 || !makeRoom(e.frame().length())) break;
+        c.replayed(e.offset());
+        enqueue(new Frame(e.frame(), 0, Kind.DURABLE, scope));
+        taken++;
+      }
+      if (taken > 0) wake = wakeIfWaiting();
+    }
+    if (wake) wakeUp.invoke(Boolean.TRUE);
+    return taken;
+  }
+
+  /** Live again if nothing is missing up to {@code scopeOffset} and every live event seen. */
+  public synchronized boolean goLive(String scope, long scopeOffset) {
+    DeliveryCursor c = cursors.get(scope);
+    return c != null && !finishing && c.goLive(scopeOffset);
+  }
+
+  /** Live events of the scope are held (judged, not sent) until the connection positions the cursor again. */
+  public synchronized void pause(String scope) {
+    DeliveryCursor c = cursors.get(scope);
+    if (c != null) c.pause();
+  }
+
+  /** The scope's position on this connection: {epoch, delivered}, or null when not subscribed. */
+  public synchronized Pair<String, Long> position(String scope) {
+    DeliveryCursor c = cursors.get(scope);
+    return c == null ? null : Pair.create(c.epoch(), c.delivered());
+  }
+
+  /** The newest offset the cursor knows must be delivered (live events seen, in its epoch). */
+  public synchronized long target(String scope) {
+    DeliveryCursor c = cursors.get(scope);
+    return c == null ? 0 : c.target();
+  }
+
+  public synchronized boolean sawOtherEpoch(String scope) {
+    DeliveryCursor c = cursors.get(scope);
+    return c != null && c.sawOtherEpoch();
+  }
+
+  /** Nothing more of the scope goes out (unsubscribed). */
+  public synchronized void remove(String scope) {
+    cursors.remove(scope);
+  }
+
+  /** Frames and characters the buffer can still take for durable events. */
+  public synchronized int freeFrames() {
+    return Math.max(0, capacity - queued);
+  }
+
+  public synchronized long freeChars() {
+    return Math.max(0, maxChars - queuedChars);
+  }
+
+  /** Frames waiting to be written. */
+  public synchronized int size() {
+    return queued + control.size();
+  }
+
+  /** Calls {@link Listener#room} once at least half the buffer is free (at once if it already is). */
+  public synchronized void whenRoom() {
+    if (hasRoom()) {
+      roomWanted = false;
+      if (listener != null) listener.room();
+    } else {
+      roomWanted = true;
+    }
+  }
+
+  // ---- closing -------------------------------------------------------------------------------
+
   /**
    * Writes {@code json} ahead of everything still queued, then ends the stream (the socket is
    * closed after it). Queued frames are dropped; returns how many.
    */
   public int finish(String json) {
-    if (finishing) return 0;
-    finishing = true;
-    int dropped = queue.size();
-    if (urgent.offer(new Last(json)) != QueueOfferResult.enqueued()) {
-      killSwitch.shutdown();
+    int dropped;
+    boolean wake;
+    synchronized (this) {
+      if (finishing) return 0;
+      finishing = true;
+      closing = json;
+      dropped = queued + control.size();
+      main.clear();
+      control.clear();
+      cursors.clear();
+      queued = sheddable = 0;
+      queuedChars = 0;
+      wake = wakeIfWaiting();
     }
+    if (wake) wakeUp.invoke(Boolean.TRUE);
     return dropped;
   }
 
   /** Ends the stream at once, without a closing frame (the socket is cut). */
   public void abort() {
-    finishing = true;
-    killSwitch.abort(new ConnectionAborted());
+    AsyncCallback<Boolean> cb;
+    synchronized (this) {
+      if (aborted) return;
+      aborted = true;
+      finishing = true;
+      cursors.clear();
+      cb = wakeUp;
+    }
+    if (cb != null) cb.invoke(Boolean.FALSE);
   }
 
   /** The failure the socket stream ends with when a connection is cut. */
   public static final class ConnectionAborted extends RuntimeException {
     ConnectionAborted() {
       super("connection closed by the server", null, false, false);
+    }
+  }
+
+  // ---- internals (lock held) -----------------------------------------------------------------
+
+  private boolean hasRoom() {
+    return queued * 2L <= capacity && queuedChars * 2 <= maxChars;
+  }
+
+  /** Room for a durable frame of {@code chars}: shed ephemeral frames if that makes room. */
+  private boolean makeRoom(int chars) {
+    while (!fits(chars) && sheddable > 0) shedOldest();
+    return fits(chars);
+  }
+
+  private boolean fits(int chars) {
+    return queued < capacity && (queuedChars + chars <= maxChars || queued == 0);
+  }
+
+  private void enqueue(Frame f) {
+    main.addLast(f);
+    queued++;
+    queuedChars += f.json.length();
+    if (f.kind == Kind.EPHEMERAL || f.kind == Kind.PRESENCE) sheddable++;
+  }
+
+  private void shedOldest() {
+    for (Frame f : main) {
+      if (!f.shed && (f.kind == Kind.EPHEMERAL || f.kind == Kind.PRESENCE)) {
+        f.shed = true;
+        queued--;
+        sheddable--;
+        queuedChars -= f.json.length();
+        shedOne(f.scope, f.kind);
+        return;
+      }
+    }
+  }
+
+  private void shedOne(String scope, Kind kind) {
+    metrics.framesDropped.inc();
+    if (kind == Kind.PRESENCE) {
+      if (presenceShed == null) presenceShed = new LinkedHashSet<>();
+      presenceShed.add(scope);
+    }
+  }
+
+  private void tell(String scope, DeliveryCursor.Verdict v) {
+    if (listener != null) listener.attention(scope, v);
+  }
+
+  private boolean wakeIfWaiting() {
+    if (!waiting || wakeUp == null) return false;
+    waiting = false;
+    return true;
+  }
+
+  /** The next frame to write, or null (then the stage waits for a wake-up). */
+  private Object poll() {
+    if (closing != null) {
+      String c = closing;
+      closing = "";
+      return c.isEmpty() ? null : new Frame(c, 0, Kind.ESSENTIAL, null);
+    }
+    if (finishing) return null;
+    String ctl = control.pollFirst();
+    if (ctl != null) return ctl;
+    Frame f;
+    while ((f = main.pollFirst()) != null && f.shed) { }
+    if (f == null) {
+      waiting = true;
+      return null;
+    }
+    queued--;
+    queuedChars -= f.json.length();
+    if (f.kind == Kind.EPHEMERAL || f.kind == Kind.PRESENCE) sheddable--;
+    if (roomWanted && hasRoom()) {
+      roomWanted = false;
+      if (listener != null) listener.room();
+    }
+    if (queued == 0 && presenceShed != null) {
+      if (listener != null) listener.presenceShed(presenceShed);
+      presenceShed = null;
+    }
+    return f;
+  }
+
+  /** The stage: pulls from the handle's lanes; completes after the closing frame, fails on abort. */
+  private static final class Stage<T> extends GraphStageWithMaterializedValue<SourceShape<T>, Outbound> {
+    private final Outlet<T> out = Outlet.create("Outbound.out");
+    private final SourceShape<T> shape = SourceShape.of(out);
+    private final int capacity;
+    private final long maxBytes;
+    private final ScopecastMetrics metrics;
+    private final Function<String, T> wrap;
+
+    Stage(int capacity, long maxBytes, ScopecastMetrics metrics, Function<String, T> wrap) {
+      this.capacity = capacity;
+      this.maxBytes = maxBytes;
+      this.metrics = metrics;
+      this.wrap = wrap;
+    }
+
+    @Override
+    public SourceShape<T> shape() {
+      return shape;
+    }
+
+    @Override
+    public Tuple2<GraphStageLogic, Outbound> createLogicAndMaterializedValue(Attributes attrs) {
+      Outbound handle = new Outbound(capacity, maxBytes, metrics);
+      GraphStageLogic logic = new GraphStageLogic(shape) {
+        {
+          setHandler(out, new AbstractOutHandler() {
+            @Override
+            public void onPull() {
+              pushNext();
+            }
+
+            @Override
+            public void onDownstreamFinish(Throwable cause) {
+              handle.abort();
+              completeStage();
+            }
+          });
+        }
+
+        @Override
+        public void preStart() {
+          AsyncCallback<Boolean> cb = createAsyncCallback(proceed -> {
+            if (!proceed) failStage(new ConnectionAborted());
+            else if (isAvailable(out)) pushNext();
+          });
+          boolean pending;
+          synchronized (handle) {
+            handle.wakeUp = cb;
+            pending = handle.aborted;
+          }
+          if (pending) failStage(new ConnectionAborted());
+        }
+
+        private void pushNext() {
+          Object next;
+          boolean last;
+          synchronized (handle) {
+            next = handle.poll();
+            last = handle.finishing && handle.closing != null && handle.closing.isEmpty();
+          }
+          if (next == null) {
+            if (last) completeStage();
+            return;
+          }
+          metrics.framesSent.inc();
+          if (next instanceof Frame f) {
+            if (f.publishedAt > 0) {
+              metrics.publishToSend.observe(Math.max(0, System.currentTimeMillis() - f.publishedAt) / 1000.0);
+            }
+            push(out, wrap.apply(f.json));
+          } else {
+            push(out, wrap.apply((String) next));
+          }
+          if (last) completeStage();
+        }
+      };
+      return Tuple2.apply(logic, handle);
     }
   }
 }

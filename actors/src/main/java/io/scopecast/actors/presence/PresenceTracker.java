@@ -20,7 +20,8 @@ import java.util.Map;
 public final class PresenceTracker<C> {
 
   /** A frame to send to the scope's connections except {@code except} (null: everyone). */
-  public record Announcement<C>(String frame, C except) {}
+  /** {@code leave}: a presence.leave, which a send buffer never sheds (§13.21). */
+  public record Announcement<C>(String frame, C except, boolean leave) {}
 
   private static final class Member {
     int connections;
@@ -93,22 +94,24 @@ public final class PresenceTracker<C> {
       Member now = members.get(user);
       Seen before = announced.get(user);
       String frame = null;
+      boolean leave = false;
       if (now != null && before == null) {
         joined++;
         frame = ServerFrames.presenceChange("presence.join", scope, user, now.status, now.text);
       } else if (now == null && before != null) {
         left++;
         frame = ServerFrames.presenceChange("presence.leave", scope, user, null, null);
+        leave = true;
       } else if (now != null && (!now.status.equals(before.status()) || !now.text.equals(before.text()))) {
         frame = ServerFrames.presenceChange("presence.update", scope, user, now.status, now.text);
       }
       if (now == null) announced.remove(user);
       else announced.put(user, new Seen(now.status, now.text));
-      if (frame != null && members.size() <= maxDetailed) out.add(new Announcement<>(frame, e.getValue()));
+      if (frame != null && members.size() <= maxDetailed) out.add(new Announcement<>(frame, e.getValue(), leave));
     }
     changed.clear();
     if (members.size() > maxDetailed && (joined > 0 || left > 0)) {
-      out.add(new Announcement<>(ServerFrames.presenceCount(scope, members.size(), joined, left), null));
+      out.add(new Announcement<>(ServerFrames.presenceCount(scope, members.size(), joined, left), null, false));
     }
     return out;
   }

@@ -9,8 +9,16 @@ import java.util.Collection;
 public final class ServerFrames {
   private ServerFrames() {}
 
-  /** One entry of {@code connected.scopes}. */
-  public record ScopeEntry(String scope, String epoch, long offset, boolean recovered) {}
+  /** One entry of {@code connected.scopes}; a pending one (§13.18) has only the scope. */
+  public record ScopeEntry(String scope, String epoch, long offset, boolean recovered) {
+    public static ScopeEntry pending(String scope) {
+      return new ScopeEntry(scope, null, 0, false);
+    }
+
+    public boolean isPending() {
+      return epoch == null;
+    }
+  }
 
   /** One presence member (§6). */
   public record Member(String user, int connections, String status, String text) {}
@@ -32,9 +40,13 @@ public final class ServerFrames {
       for (ScopeEntry e : scopes) {
         g.writeStartObject();
         g.writeStringField("scope", e.scope());
-        g.writeStringField("epoch", e.epoch());
-        g.writeNumberField("offset", e.offset());
-        g.writeBooleanField("recovered", e.recovered());
+        if (e.isPending()) {
+          g.writeBooleanField("pending", true);
+        } else {
+          g.writeStringField("epoch", e.epoch());
+          g.writeNumberField("offset", e.offset());
+          g.writeBooleanField("recovered", e.recovered());
+        }
         g.writeEndObject();
       }
       g.writeEndArray();
@@ -75,6 +87,16 @@ public final class ServerFrames {
       g.writeStringField("epoch", epoch);
       g.writeNumberField("offset", offset);
       g.writeBooleanField("recovered", recovered);
+    });
+  }
+
+  /** §13.18: the owner has not answered yet; an unsolicited {@code subscribed} follows when it does. */
+  public static String subscribedPending(JsonNode id, String scope) {
+    return Json.object(g -> {
+      g.writeStringField("type", "subscribed");
+      writeId(g, id);
+      g.writeStringField("scope", scope);
+      g.writeBooleanField("pending", true);
     });
   }
 

@@ -47,6 +47,7 @@ public record ScopecastSettings(
       Duration heartbeatInterval,
       Duration heartbeatTimeout,
       int outboundBuffer,
+      long outboundBufferBytes,
       int maxFrameBytes,
       int maxSubscriptions,
       Duration closeGrace,
@@ -108,6 +109,7 @@ public record ScopecastSettings(
         cn.getDuration("heartbeat-interval"),
         cn.getDuration("heartbeat-timeout"),
         positive(cn, "outbound-buffer"),
+        positiveBytes(cn, "outbound-buffer-bytes"),
         positive(cn, "max-frame-bytes"),
         positive(cn, "max-subscriptions"),
         cn.getDuration("close-grace"),
@@ -156,6 +158,12 @@ public record ScopecastSettings(
 
   private static int positive(Config c, String key) {
     int v = c.getInt(key);
+    if (v <= 0) throw new IllegalArgumentException("scopecast.connection." + key + " must be positive, is " + v);
+    return v;
+  }
+
+  private static long positiveBytes(Config c, String key) {
+    long v = c.getBytes(key);
     if (v <= 0) throw new IllegalArgumentException("scopecast.connection." + key + " must be positive, is " + v);
     return v;
   }

@@ -45,7 +45,8 @@ public final class SocketHarness {
     this.frames = testKit.createTestProbe();
     this.acks = testKit.createTestProbe();
     this.conn = testKit.spawn(ConnectionActor.create(deps, "c-test", claims, workspace));
-    Source<String, Outbound> source = Outbound.source(deps.settings().connection().outboundBuffer(), deps.metrics());
+    Source<String, Outbound> source = Outbound.source(deps.settings().connection().outboundBuffer(),
+        deps.settings().connection().outboundBufferBytes(), deps.metrics());
     Pair<Outbound, SinkQueueWithCancel<String>> slowRun = null;
     if (slow) {
       slowRun = source.toMat(Sink.queue(1), Keep.both()).run(mat);
