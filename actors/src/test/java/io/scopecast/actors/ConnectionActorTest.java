@@ -243,6 +243,38 @@ class ConnectionActorTest {
   }
 
   @Test
+  void aLongResumeThroughASmallBufferIsPacedByTheSocketAndLiveEventsDuringItAreNotLost() {
+    ConnectionActor.Deps deps = node("scopecast.connection.outbound-buffer", 16, "scopecast.history.size", 1000);
+    String kilobyte = "{\"text\":\"" + "x".repeat(1000) + "\"}";
+    String epoch = null;
+    for (int i = 1; i <= 800; i++) epoch = publish("task:big", kilobyte).epoch();
+    SocketHarness c = SocketHarness.slow(testKit, deps, claims("zed"));
+    c.sendNoAck("{\"type\":\"connect\"}");
+    c.expect("connected");
+    c.awaitAck();
+    c.send("{\"type\":\"subscribe\",\"id\":1,\"scope\":\"task:big\",\"token\":\"" + Tokens.scope("zed", "task:big")
+        + "\",\"since\":{\"epoch\":\"" + epoch + "\",\"offset\":0}}");
+    assertEquals(800, c.expect("subscribed").get("offset").asLong());
+    int published = 800;
+    for (int read = 1; read <= 850; read++) {
+      c.expect("event");
+      if (read % 10 == 0 && published < 850) { // live events while the replay runs
+        publish("task:big", kilobyte);
+        published++;
+      }
+    }
+    assertEquals(LongStream.rangeClosed(1, 850).boxed().toList(), c.offsets("task:big"), "every offset once, in order");
+    assertEquals(0.0, metrics.slowConsumerEvictions.get(), "a replay never evicts");
+    assertEquals(0.0, metrics.resyncs.get());
+  }
+
+  private ScopeEntity.Published publish(String scope, String payload) {
+    TestProbe<ScopeEntity.Published> p = testKit.createTestProbe();
+    scopes.ref(scope).tell(new ScopeEntity.Publish("e", payload, null, p.getRef()));
+    return p.receiveMessage();
+  }
+
+  @Test
   void aLiveEventLostOnTheWayIsFilledFromHistory() {
     TestProbe<NodeFanout.Command> dropped = testKit.createTestProbe();
     ActorRef<NodeFanout.Command> real = testKit.spawn(NodeFanout.create(TestSettings.with()));

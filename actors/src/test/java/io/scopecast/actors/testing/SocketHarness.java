@@ -85,6 +85,11 @@ public final class SocketHarness {
     acks.expectMessage(ConnectionActor.StreamAck.INSTANCE);
   }
 
+  /** Waits for the connection to take a frame sent with {@link #sendNoAck} (the connect frame's is held until connected). */
+  public void awaitAck() {
+    acks.expectMessage(ConnectionActor.StreamAck.INSTANCE);
+  }
+
   public void sendIncoming(ConnectionActor.Incoming in) {
     conn.tell(new ConnectionActor.Received(acks.getRef(), in));
   }

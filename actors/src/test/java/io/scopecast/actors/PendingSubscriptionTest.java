@@ -1,0 +1,228 @@
+package io.scopecast.actors;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.typesafe.config.ConfigFactory;
+import io.scopecast.actors.auth.ClaimsAuthorizer;
+import io.scopecast.actors.auth.TokenVerifier;
+import io.scopecast.actors.auth.UserClaims;
+import io.scopecast.actors.metrics.ScopecastMetrics;
+import io.scopecast.actors.protocol.ClientFrameDecoder;
+import io.scopecast.actors.protocol.ServerFrames;
+import io.scopecast.actors.settings.ScopecastSettings;
+import io.scopecast.actors.testing.SocketHarness;
+import io.scopecast.actors.testing.TestScopes;
+import io.scopecast.actors.testing.TestSettings;
+import io.scopecast.actors.testing.Tokens;
+import java.time.Duration;
+import java.util.List;
+import java.util.Set;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.ManualTime;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.RecipientRef;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * §13.18 on {@link ManualTime}: a scope whose owner does not answer is pending, asked again with
+ * backoff, and delivered once a (late) answer comes; losing the owner while a request is out still
+ * ends in a re-subscribe; the fanout ignores a late detach from an old incarnation. The owner is a
+ * probe here, so the test decides when and how it answers.
+ */
+class PendingSubscriptionTest {
+  private static final ActorTestKit testKit =
+      ActorTestKit.create(ManualTime.config().withFallback(ConfigFactory.defaultReference()));
+  private static final ManualTime time = ManualTime.get(testKit.system());
+  private static final Duration API_TIMEOUT = Duration.ofSeconds(5);
+
+  @AfterAll
+  static void shutdown() {
+    testKit.shutdownTestKit();
+  }
+
+  private final ScopecastMetrics metrics = new ScopecastMetrics();
+  /** The owner of every {@code workspace:w} and {@code task:} scope. */
+  private final TestProbe<ScopeEntity.Command> owner = testKit.createTestProbe();
+  private final ActorRef<NodeFanout.Command> fanout;
+  private final ConnectionActor.Deps deps;
+
+  PendingSubscriptionTest() {
+    ScopecastSettings s = TestSettings.with("scopecast.api.timeout", "5s");
+    TestScopes scopes = new TestScopes(testKit, new ScopeEntity.Deps(s, metrics, "node-a"));
+    fanout = testKit.spawn(NodeFanout.create(s));
+    TokenVerifier tokens = new TokenVerifier(s.auth().jwtSecret(), "", Duration.ofSeconds(30));
+    deps = new ConnectionActor.Deps(s, metrics, "node-a", scope -> route(scope, scopes), fanout, tokens,
+        new ClaimsAuthorizer(tokens, null), new ClientFrameDecoder(s::knowsType));
+  }
+
+  private RecipientRef<ScopeEntity.Command> route(String scope, TestScopes scopes) {
+    return scope.equals("workspace:w") || scope.startsWith("task:") ? owner.getRef() : scopes.ref(scope);
+  }
+
+  private SocketHarness connected(String user) {
+    SocketHarness c = SocketHarness.open(testKit, deps, new UserClaims(user, Set.of("w")), "w");
+    c.sendNoAck("{\"type\":\"connect\"}");
+    return c;
+  }
+
+  /** Expects {@code connected}; the socket is read again after it. */
+  private static JsonNode expectConnected(SocketHarness c) {
+    JsonNode connected = c.expect("connected");
+    c.awaitAck();
+    return connected;
+  }
+
+  /** The owner's answer, as a scope entity gives it: through the node's fanout. */
+  private void answer(SocketHarness c, String scope, ActorRef<ScopeEntity.Command> entity, String epoch, long offset,
+      boolean recovered, ScopeEntity.Subscribe request) {
+    fanout.tell(new NodeFanout.Attach(scope, c.conn, entity, epoch, offset, recovered, request.requestId()));
+  }
+
+  private void deliver(String scope, String epoch, long offset) {
+    fanout.tell(new NodeFanout.Deliver(scope, epoch, offset, ServerFrames.event(scope, offset, "e", "{}", 1), 1));
+  }
+
+  private ActorRef<ScopeEntity.Command> incarnation() {
+    return testKit.spawn(Behaviors.ignore());
+  }
+
+  private static void drain(TestProbe<?> probe) {
+    while (true) {
+      try {
+        probe.receiveMessage(Duration.ofMillis(100));
+      } catch (AssertionError nothingMore) {
+        return;
+      }
+    }
+  }
+
+  private ScopeEntity.Subscribe subscribeAt(TestProbe<ScopeEntity.Command> probe) {
+    return probe.expectMessageClass(ScopeEntity.Subscribe.class);
+  }
+
+  @Test
+  void aSilentOwnerMakesTheScopePendingInConnectedAndALateAnswerStillSubscribes() {
+    SocketHarness c = connected("amy");
+    ScopeEntity.Subscribe first = subscribeAt(owner);
+    time.timePasses(Duration.ofMillis(250));
+    ScopeEntity.Subscribe retry = subscribeAt(owner);
+    assertTrue(retry.requestId() > first.requestId(), "asked again as a new request");
+
+    time.timePasses(API_TIMEOUT);
+    JsonNode connected = expectConnected(c);
+    assertEquals("user:amy", connected.get("scopes").get(0).get("scope").asText());
+    assertTrue(connected.get("scopes").get(0).has("epoch"));
+    JsonNode pending = connected.get("scopes").get(1);
+    assertEquals("workspace:w", pending.get("scope").asText());
+    assertTrue(pending.get("pending").asBoolean());
+    assertFalse(pending.has("epoch"));
+
+    answer(c, "workspace:w", incarnation(), "e1", 3, true, first); // a late answer to the first request counts
+    JsonNode subscribed = c.expect("subscribed");
+    assertFalse(subscribed.has("id"), "unsolicited");
+    assertEquals("e1", subscribed.get("epoch").asText());
+    assertEquals(3, subscribed.get("offset").asLong());
+    assertTrue(subscribed.get("recovered").asBoolean());
+
+    deliver("workspace:w", "e1", 4);
+    assertEquals(4, c.expect("event").get("offset").asLong());
+    drain(owner); // retries sent before the answer arrived
+    time.timePasses(Duration.ofSeconds(3));
+    time.expectNoMessageFor(Duration.ofMillis(100), owner); // answered: no more retries
+  }
+
+  @Test
+  void aSubscribeFrameIsAnsweredPendingThenSubscribedWhenTheOwnerAnswers() {
+    SocketHarness c = connected("ben");
+    answer(c, "workspace:w", incarnation(), "e1", 0, true, subscribeAt(owner));
+    expectConnected(c);
+    c.send("{\"type\":\"subscribe\",\"id\":1,\"scope\":\"task:9\",\"token\":\"" + Tokens.scope("ben", "task:9") + "\"}");
+    ScopeEntity.Subscribe request = subscribeAt(owner);
+
+    time.timePasses(API_TIMEOUT);
+    JsonNode pending = c.expect("subscribed");
+    assertEquals(1, pending.get("id").asInt());
+    assertTrue(pending.get("pending").asBoolean());
+    c.send("{\"type\":\"publish\",\"id\":2,\"scope\":\"task:9\",\"event\":\"typing\"}");
+    assertEquals("unavailable", c.expect("error").get("code").asText(), "a pending scope takes no client events yet");
+
+    answer(c, "task:9", incarnation(), "e9", 12, true, request);
+    JsonNode subscribed = c.expect("subscribed");
+    assertFalse(subscribed.has("id"));
+    assertEquals(12, subscribed.get("offset").asLong());
+    deliver("task:9", "e9", 13);
+    assertEquals(13, c.expect("event").get("offset").asLong());
+  }
+
+  @Test
+  void losingTheOwnerWhileARequestIsOutstandingStillEndsInAResubscribe() {
+    SocketHarness c = connected("cai");
+    ActorRef<ScopeEntity.Command> old = incarnation();
+    answer(c, "workspace:w", old, "e1", 0, true, subscribeAt(owner));
+    expectConnected(c);
+    deliver("workspace:w", "e1", 1);
+    assertEquals(1, c.expect("event").get("offset").asLong());
+
+    c.send("{\"type\":\"subscribe\",\"id\":5,\"scope\":\"workspace:w\"}"); // asks the owner again
+    subscribeAt(owner);
+    testKit.stop(old); // and the owner is lost while that request is out
+    time.timePasses(Duration.ofMillis(250));
+    ScopeEntity.Subscribe retry = subscribeAt(owner); // the request is repeated: nothing stalls without a timer
+
+    answer(c, "workspace:w", incarnation(), "e2", 7, false, retry); // the new owner started another history
+    assertEquals(5, c.expect("subscribed").get("id").asInt());
+    JsonNode resync = c.expect("resync");
+    assertEquals("e2", resync.get("epoch").asText());
+    assertEquals(7, resync.get("offset").asLong());
+    deliver("workspace:w", "e2", 8);
+    assertEquals(8, c.expect("event").get("offset").asLong());
+  }
+
+  @Test
+  void anAnswerForAScopeUnsubscribedMeanwhileIsUndoneAtTheOwner() {
+    SocketHarness c = connected("dee");
+    answer(c, "workspace:w", incarnation(), "e1", 0, true, subscribeAt(owner));
+    expectConnected(c);
+    c.send("{\"type\":\"subscribe\",\"id\":1,\"scope\":\"task:3\",\"token\":\"" + Tokens.scope("dee", "task:3") + "\"}");
+    ScopeEntity.Subscribe request = subscribeAt(owner);
+    c.send("{\"type\":\"unsubscribe\",\"id\":2,\"scope\":\"task:3\"}");
+    owner.expectMessageClass(ScopeEntity.Unsubscribe.class);
+    c.expect("unsubscribed");
+
+    TestProbe<ScopeEntity.Command> entity = testKit.createTestProbe();
+    answer(c, "task:3", entity.getRef(), "e3", 0, true, request);
+    entity.expectMessageClass(ScopeEntity.Unsubscribe.class);
+    deliver("task:3", "e3", 1);
+    c.send("{\"type\":\"ping\",\"id\":3}");
+    c.expect("pong");
+    assertEquals(List.of(), c.offsets("task:3"));
+  }
+
+  @Test
+  void aLateDetachFromAnOldIncarnationDoesNotUnregisterALiveSubscription() {
+    SocketHarness c = connected("eve");
+    ActorRef<ScopeEntity.Command> old = incarnation();
+    ActorRef<ScopeEntity.Command> current = incarnation();
+    ScopeEntity.Subscribe request = subscribeAt(owner);
+    answer(c, "workspace:w", old, "e1", 0, true, request);
+    expectConnected(c);
+    answer(c, "workspace:w", current, "e1", 0, true, request); // the scope's next incarnation registers it again
+
+    fanout.tell(new NodeFanout.Detach("workspace:w", c.conn, old)); // the old owner's goodbye, late
+    deliver("workspace:w", "e1", 1);
+    assertEquals(1, c.expect("event").get("offset").asLong());
+
+    fanout.tell(new NodeFanout.Detach("workspace:w", c.conn, current));
+    deliver("workspace:w", "e1", 2);
+    TestProbe<Integer> count = testKit.createTestProbe();
+    fanout.tell(new NodeFanout.CountConnections(count.getRef()));
+    count.receiveMessage();
+    assertEquals(1L, c.outbound.position("workspace:w").second(), "the current owner's detach does unregister");
+  }
+}

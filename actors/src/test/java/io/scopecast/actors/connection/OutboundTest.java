@@ -1,0 +1,212 @@
+package io.scopecast.actors.connection;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.scopecast.actors.history.HistoryEntry;
+import io.scopecast.actors.metrics.ScopecastMetrics;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.stream.LongStream;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.stream.Attributes;
+import org.apache.pekko.stream.Materializer;
+import org.apache.pekko.stream.typed.javadsl.ActorSink;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+
+/** The send buffer as a stage: lanes, bounds, shedding, the cursor's verdicts, closing and aborting. */
+class OutboundTest {
+  private static final ActorTestKit testKit = ActorTestKit.create();
+
+  @AfterAll
+  static void shutdown() {
+    testKit.shutdownTestKit();
+  }
+
+  private final ScopecastMetrics metrics = new ScopecastMetrics();
+
+  private sealed interface Socket {}
+
+  private record Started(ActorRef<Ack> ackTo) implements Socket {}
+
+  private record Written(ActorRef<Ack> ackTo, String frame) implements Socket {}
+
+  private enum Done implements Socket { INSTANCE }
+
+  private record Failed(Throwable cause) implements Socket {}
+
+  private enum Ack { INSTANCE }
+
+  /**
+   * A socket that writes one frame each time the test reads. Like a real one it holds one frame
+   * ahead of the write (the sink pulls one element before it is acknowledged): it starts holding
+   * "open", so what is offered afterwards stays in the send buffer until read.
+   */
+  private final class ReadBySocket {
+    final TestProbe<Socket> probe = testKit.createTestProbe();
+    final Outbound outbound;
+    ActorRef<Ack> ackTo;
+
+    ReadBySocket(int capacity, long maxChars) {
+      outbound = Outbound.source(capacity, maxChars, metrics)
+          .to(ActorSink.actorRefWithBackpressure(probe.getRef(), Written::new, Started::new, Ack.INSTANCE, Done.INSTANCE,
+              Failed::new).withAttributes(Attributes.inputBuffer(1, 1)))
+          .run(Materializer.matFromSystem(testKit.system()));
+      ackTo = probe.expectMessageClass(Started.class).ackTo();
+      outbound.offer("open");
+    }
+
+    String read() {
+      ackTo.tell(Ack.INSTANCE);
+      Socket s = probe.receiveMessage(Duration.ofSeconds(5));
+      if (s instanceof Written w) {
+        ackTo = w.ackTo();
+        return w.frame();
+      }
+      return s instanceof Done ? "<completed>" : "<failed>";
+    }
+
+    List<String> read(int n) {
+      List<String> out = new ArrayList<>();
+      for (int i = 0; i < n; i++) out.add(read());
+      return out;
+    }
+  }
+
+  /** A listener that records what the connection actor would be told. */
+  private static final class Heard implements Outbound.Listener {
+    final List<String> said = new ArrayList<>();
+
+    @Override
+    public synchronized void attention(String scope, DeliveryCursor.Verdict verdict) {
+      said.add(scope + ":" + verdict);
+    }
+
+    @Override
+    public synchronized void room() {
+      said.add("room");
+    }
+
+    @Override
+    public synchronized void presenceShed(Set<String> scopes) {
+      said.add("presence-shed:" + scopes);
+    }
+  }
+
+  private static Outbound live(Outbound o, String scope, long at) {
+    o.attached(scope, "e1", at, 1000);
+    assertTrue(o.position(scope, "e1", at, at, 1000));
+    return o;
+  }
+
+  @Test
+  void controlRepliesOvertakeQueuedEventsAndTheClosingFrameOvertakesEverything() {
+    ReadBySocket s = new ReadBySocket(8, 1 << 20);
+    live(s.outbound, "t:1", 0);
+    for (long o = 1; o <= 3; o++) s.outbound.deliver("t:1", "e1", o, "ev" + o, 0);
+    s.outbound.offer("pong");
+    assertEquals(List.of("open", "pong"), s.read(2)); // the socket now holds ev1
+    assertEquals(2, s.outbound.finish("bye"), "the queued events are dropped");
+    assertEquals(List.of("ev1", "bye", "<completed>"), s.read(3));
+    assertEquals(Outbound.Offer.CLOSED, s.outbound.offer("late"));
+  }
+
+  @Test
+  void theCursorLetsTheNextOffsetThroughAndReportsGapsAndEpochs() {
+    ReadBySocket s = new ReadBySocket(8, 1 << 20);
+    Heard heard = new Heard();
+    s.outbound.listen(heard);
+    live(s.outbound, "t:1", 5);
+    s.outbound.deliver("t:1", "e1", 5, "dup", 0);
+    s.outbound.deliver("t:1", "e1", 6, "ev6", 0);
+    s.outbound.deliver("t:1", "e1", 8, "ev8", 0);
+    s.outbound.deliver("t:1", "e2", 1, "other", 0);
+    assertEquals(List.of("open", "ev6"), s.read(2));
+    assertEquals(List.of("t:1:GAP", "t:1:NEW_EPOCH"), heard.said);
+    assertEquals(0, s.outbound.size());
+  }
+
+  @Test
+  void aScopeNotPositionedYetDeliversNothing() {
+    ReadBySocket s = new ReadBySocket(8, 1 << 20);
+    s.outbound.attached("t:1", "e1", 0, 1000);
+    s.outbound.deliver("t:1", "e1", 1, "ev1", 0);
+    s.outbound.deliverEphemeral("t:1", "typing", Outbound.Kind.EPHEMERAL);
+    assertEquals(0, s.outbound.size(), "the client has not been told of the subscription yet");
+  }
+
+  @Test
+  void ephemeralFramesAreRefusedOnceHalfFullAndShedToMakeRoomForDurableOnes() {
+    ReadBySocket s = new ReadBySocket(4, 1 << 20);
+    Heard heard = new Heard();
+    s.outbound.listen(heard);
+    live(s.outbound, "t:1", 0);
+    s.outbound.deliverEphemeral("t:1", "p1", Outbound.Kind.PRESENCE);
+    s.outbound.deliverEphemeral("t:1", "typing", Outbound.Kind.EPHEMERAL);
+    s.outbound.deliverEphemeral("t:1", "p2", Outbound.Kind.PRESENCE);
+    assertEquals(2, s.outbound.size(), "refused at half full");
+    for (long o = 1; o <= 4; o++) s.outbound.deliver("t:1", "e1", o, "ev" + o, 0);
+    assertEquals(List.of(), heard.said, "durable events took the ephemeral frames' places, no overflow");
+    assertEquals(3.0, metrics.framesDropped.get());
+    assertEquals(List.of("open", "ev1", "ev2", "ev3", "ev4"), s.read(5));
+    assertEquals(List.of("presence-shed:[t:1]"), heard.said, "the drained buffer asks for a presence snapshot");
+  }
+
+  @Test
+  void aFullBufferMakesTheCursorFallBehindInsteadOfQueueingBeyondTheBound() {
+    ReadBySocket s = new ReadBySocket(2, 1 << 20);
+    Heard heard = new Heard();
+    s.outbound.listen(heard);
+    live(s.outbound, "t:1", 0);
+    for (long o = 1; o <= 5; o++) s.outbound.deliver("t:1", "e1", o, "ev" + o, 0);
+    assertEquals(2, s.outbound.size());
+    assertEquals(List.of("t:1:DELIVER"), heard.said, "told once; what follows is held for history");
+    assertEquals(5, s.outbound.target("t:1"));
+    assertEquals(2L, s.outbound.position("t:1").second());
+  }
+
+  @Test
+  void replayTakesWhatFitsAndContinuesAsTheSocketFreesRoom() {
+    ReadBySocket s = new ReadBySocket(4, 1 << 20);
+    Heard heard = new Heard();
+    s.outbound.listen(heard);
+    s.outbound.attached("t:1", "e1", 10, 1000);
+    assertFalse(s.outbound.position("t:1", "e1", 0, 10, 1000));
+    List<HistoryEntry> page = LongStream.rangeClosed(1, 10).mapToObj(o -> new HistoryEntry(o, 0, "ev" + o)).toList();
+    assertEquals(4, s.outbound.replay("t:1", "e1", page));
+    s.outbound.whenRoom();
+    assertEquals(List.of(), heard.said);
+    assertEquals(List.of("open", "ev1"), s.read(2)); // and the socket holds ev2
+    assertEquals(List.of("room"), heard.said, "half the buffer is free again");
+    assertEquals(2, s.outbound.replay("t:1", "e1", page.subList(4, 10)));
+    assertEquals(0, s.outbound.replay("t:1", "e2", page), "another epoch's history is not this cursor's");
+    assertFalse(s.outbound.goLive("t:1", 10));
+  }
+
+  @Test
+  void theByteBoundLimitsTheBufferAsWellAsTheFrameCount() {
+    ReadBySocket s = new ReadBySocket(100, 10);
+    s.outbound.attached("t:1", "e1", 3, 1000);
+    s.outbound.position("t:1", "e1", 0, 3, 1000);
+    List<HistoryEntry> page = List.of(new HistoryEntry(1, 0, "aaaaaa"), new HistoryEntry(2, 0, "bbbbbb"),
+        new HistoryEntry(3, 0, "cc"));
+    assertEquals(1, s.outbound.replay("t:1", "e1", page), "6 + 6 characters exceed 10");
+    assertEquals(4, s.outbound.freeChars());
+  }
+
+  @Test
+  void abortFailsTheStreamWithoutAClosingFrame() {
+    ReadBySocket s = new ReadBySocket(4, 1 << 20);
+    s.outbound.offer("x");
+    s.outbound.abort();
+    String last = s.read();
+    for (int i = 0; i < 3 && !last.startsWith("<"); i++) last = s.read();
+    assertEquals("<failed>", last, "the stream fails: the socket is cut, no closing frame");
+  }
+}
