@@ -117,7 +117,7 @@ public final class ConnectionActor {
 
   private record RetrySubscribe(String scope) implements Command {}
 
-  private record ExplicitPending(String scope) implements Command {}
+  private record ReplyPending(String scope) implements Command {}
 
   private record PageTimedOut(String scope, long pageRequest) implements Command {}
 
@@ -265,7 +265,7 @@ public final class ConnectionActor {
         .onMessage(PresenceShed.class, p -> then(() -> p.scopes().forEach(s -> queryPresence(null, s))))
         .onMessage(PageArrived.class, p -> then(() -> onPage(p.page())))
         .onMessage(PageTimedOut.class, t -> then(() -> onPageTimedOut(t)))
-        .onMessage(ExplicitPending.class, p -> then(() -> onExplicitPending(p)))
+        .onMessage(ReplyPending.class, p -> then(() -> onReplyPending(p)))
         .onMessage(ScopeResync.class, r -> then(() -> onScopeResync(r)))
         .onMessage(PresenceAnswer.class, a -> then(() -> onPresenceAnswer(a)))
         .onMessageEquals(Timer.SEND_PING, () -> then(this::onSendPing))
@@ -515,10 +515,17 @@ public final class ConnectionActor {
       subs.put(sub.name, sub);
       authorize(sub, f.token());
     } else if (sub.isAsking() || sub.state == Subscription.State.AUTHORIZING) {
-      if (sub.toldPending) send(ServerFrames.subscribedPending(f.id(), sub.name));
-      else sub.replyIds.add(f.id());
+      if (sub.toldPending) {
+        send(ServerFrames.subscribedPending(f.id(), sub.name));
+      } else {
+        sub.replyIds.add(f.id()); // answered with the owner's answer, or told pending at api.timeout
+        if (sub.isAsking()) replyPendingLater(sub);
+      }
+    } else if (f.since() == null && outbound.position(sub.name) != null) {
+      Pair<String, Long> at = outbound.position(sub.name); // subscribed already: a no-op (§4)
+      send(ServerFrames.subscribed(f.id(), sub.name, at.first(), Math.max(at.second(), sub.scopeOffset), true));
     } else {
-      sub.replyIds.add(f.id()); // subscribed already: ask the owner again, from where the client says
+      sub.replyIds.add(f.id()); // subscribed already: ask the owner, to answer recovered for this since (§13.4)
       askExplicitly(sub, f.since());
     }
   }
@@ -537,13 +544,18 @@ public final class ConnectionActor {
 
   private void askExplicitly(Subscription sub, Position since) {
     ask(sub, Reason.EXPLICIT, since);
-    timers.startSingleTimer("pending:" + sub.name, new ExplicitPending(sub.name), deps.settings().api().timeout());
+    replyPendingLater(sub);
   }
 
-  /** The owner has not answered a subscribe frame in time: the client is told it is pending (§13.18). */
-  private void onExplicitPending(ExplicitPending p) {
+  private void replyPendingLater(Subscription sub) {
+    String key = "pending:" + sub.name;
+    if (!timers.isTimerActive(key)) timers.startSingleTimer(key, new ReplyPending(sub.name), deps.settings().api().timeout());
+  }
+
+  /** The owner has not answered in time: subscribe frames waiting for it are told the scope is pending (§13.18). */
+  private void onReplyPending(ReplyPending p) {
     Subscription sub = subs.get(p.scope());
-    if (sub == null || !sub.isAsking() || sub.reason != Reason.EXPLICIT) return;
+    if (sub == null || !sub.isAsking() || sub.replyIds.isEmpty()) return;
     for (JsonNode id : sub.replyIds) send(ServerFrames.subscribedPending(id, sub.name));
     sub.replyIds.clear();
     sub.toldPending = true;
@@ -692,8 +704,7 @@ public final class ConnectionActor {
       failover(sub);
       return;
     }
-    int free = outbound.freeFrames();
-    if (free * 2 < outbound.capacity()) {
+    if (!outbound.hasRoomForPage()) {
       sub.waitingForRoom = true;
       outbound.whenRoom();
       return;
@@ -702,7 +713,8 @@ public final class ConnectionActor {
     if (at == null) return;
     sub.pageRequest = nextRequestId++;
     long chars = Math.max(1, Math.min(outbound.freeChars(), MAX_PAGE_CHARS));
-    sub.entity.tell(new ScopeEntity.ReadHistory(at.second(), Math.min(limits.replayPage(), free), chars,
+    int frames = Math.max(1, Math.min(limits.replayPage(), outbound.freeFrames()));
+    sub.entity.tell(new ScopeEntity.ReadHistory(at.second(), frames, chars,
         sub.pageRequest, pageAdapter));
     timers.startSingleTimer("page:" + sub.name, new PageTimedOut(sub.name, sub.pageRequest), deps.settings().api().timeout());
   }

@@ -159,7 +159,7 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
 
   private Behavior<Command> onDeliverPresence(DeliverPresence d) {
     for (PresenceFrame f : d.frames()) {
-      deliverEphemeral(d.scope(), f.frame(), f.except(), f.leave() ? Outbound.Kind.ESSENTIAL : Outbound.Kind.PRESENCE);
+      deliverEphemeral(d.scope(), f.frame(), f.except(), f.leave() ? Outbound.Kind.PRESENCE_LEAVE : Outbound.Kind.PRESENCE);
     }
     return this;
   }

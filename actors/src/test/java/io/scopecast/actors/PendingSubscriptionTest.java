@@ -11,6 +11,7 @@ import io.scopecast.actors.auth.TokenVerifier;
 import io.scopecast.actors.auth.UserClaims;
 import io.scopecast.actors.metrics.ScopecastMetrics;
 import io.scopecast.actors.protocol.ClientFrameDecoder;
+import io.scopecast.actors.protocol.Position;
 import io.scopecast.actors.protocol.ServerFrames;
 import io.scopecast.actors.settings.ScopecastSettings;
 import io.scopecast.actors.testing.SocketHarness;
@@ -169,7 +170,8 @@ class PendingSubscriptionTest {
     deliver("workspace:w", "e1", 1);
     assertEquals(1, c.expect("event").get("offset").asLong());
 
-    c.send("{\"type\":\"subscribe\",\"id\":5,\"scope\":\"workspace:w\"}"); // asks the owner again
+    // with since, a subscribe on a subscribed scope asks the owner again (to answer recovered, §13.4)
+    c.send("{\"type\":\"subscribe\",\"id\":5,\"scope\":\"workspace:w\",\"since\":{\"epoch\":\"e1\",\"offset\":1}}");
     subscribeAt(owner);
     testKit.stop(old); // and the owner is lost while that request is out
     time.timePasses(Duration.ofMillis(250));
@@ -182,6 +184,43 @@ class PendingSubscriptionTest {
     assertEquals(7, resync.get("offset").asLong());
     deliver("workspace:w", "e2", 8);
     assertEquals(8, c.expect("event").get("offset").asLong());
+  }
+
+  @Test
+  void aSubscribeFrameWhileTheOwnerIsReplacedIsToldPendingInTimeAndAnsweredLater() {
+    SocketHarness c = connected("fay");
+    ActorRef<ScopeEntity.Command> old = incarnation();
+    answer(c, "workspace:w", old, "e1", 0, true, subscribeAt(owner));
+    expectConnected(c);
+    testKit.stop(old);
+    ScopeEntity.Subscribe failover = subscribeAt(owner);
+    assertEquals(new Position("e1", 0), failover.since(), "asked again from what was delivered");
+
+    c.send("{\"type\":\"subscribe\",\"id\":7,\"scope\":\"workspace:w\",\"since\":{\"epoch\":\"e1\",\"offset\":0}}");
+    time.timePasses(API_TIMEOUT);
+    JsonNode pending = c.expect("subscribed");
+    assertEquals(7, pending.get("id").asInt());
+    assertTrue(pending.get("pending").asBoolean());
+
+    answer(c, "workspace:w", incarnation(), "e1", 0, true, failover);
+    JsonNode subscribed = c.expect("subscribed");
+    assertFalse(subscribed.has("id"));
+    assertTrue(subscribed.get("recovered").asBoolean());
+    deliver("workspace:w", "e1", 1);
+    assertEquals(1, c.expect("event").get("offset").asLong());
+  }
+
+  @Test
+  void subscribingAgainWithoutSinceIsANoOpTheOwnerNeverHears() {
+    SocketHarness c = connected("gus");
+    answer(c, "workspace:w", incarnation(), "e1", 4, true, subscribeAt(owner));
+    expectConnected(c);
+    c.send("{\"type\":\"subscribe\",\"id\":3,\"scope\":\"workspace:w\"}");
+    JsonNode subscribed = c.expect("subscribed");
+    assertEquals(3, subscribed.get("id").asInt());
+    assertEquals("e1", subscribed.get("epoch").asText());
+    assertEquals(4, subscribed.get("offset").asLong());
+    time.expectNoMessageFor(Duration.ofMillis(100), owner);
   }
 
   @Test

@@ -10,15 +10,8 @@ import java.util.Map;
 import java.util.Set;
 import java.util.function.Function;
 import org.apache.pekko.japi.Pair;
-import org.apache.pekko.stream.Attributes;
-import org.apache.pekko.stream.Outlet;
-import org.apache.pekko.stream.SourceShape;
 import org.apache.pekko.stream.javadsl.Source;
-import org.apache.pekko.stream.stage.AbstractOutHandler;
 import org.apache.pekko.stream.stage.AsyncCallback;
-import org.apache.pekko.stream.stage.GraphStageLogic;
-import org.apache.pekko.stream.stage.GraphStageWithMaterializedValue;
-import scala.Tuple2;
 
 /**
  * The send buffer of one connection, and the only one: a single stage the socket drains with
@@ -64,13 +57,18 @@ public final class Outbound {
     DURABLE,
     /** Must not be lost and keeps its place in order (resync, unsubscribed, presence.leave), but never makes the client "slow". */
     ESSENTIAL,
+    /**
+     * A presence leave: never shed. If the client has read nothing for so long that even an
+     * essential frame finds no room, the scope gets a presence snapshot once the buffer drains.
+     */
+    PRESENCE_LEAVE,
     /** A client event: shed first. */
     EPHEMERAL,
     /** A presence join/update/count: shed first, and the scope gets a snapshot once the buffer drains. */
     PRESENCE
   }
 
-  private static final class Frame {
+  static final class Frame {
     final String json;
     final long publishedAt;
     final Kind kind;
@@ -107,7 +105,7 @@ public final class Outbound {
   private boolean waiting;
   private AsyncCallback<Boolean> wakeUp;
 
-  private Outbound(int capacity, long maxChars, ScopecastMetrics metrics) {
+  Outbound(int capacity, long maxChars, ScopecastMetrics metrics) {
     this.capacity = Math.max(1, capacity);
     this.maxChars = Math.max(1, maxChars);
     this.metrics = metrics;
@@ -120,7 +118,7 @@ public final class Outbound {
    */
   public static <T> Source<T, Outbound> source(int capacity, long maxBytes, ScopecastMetrics metrics,
       Function<String, T> wrap) {
-    return Source.fromGraph(new Stage<>(capacity, maxBytes, metrics, wrap));
+    return Source.fromGraph(new OutboundStage<>(capacity, maxBytes, metrics, wrap));
   }
 
   public static Source<String, Outbound> source(int capacity, long maxBytes, ScopecastMetrics metrics) {
@@ -165,8 +163,11 @@ public final class Outbound {
           shedOne(scope, kind);
           return Offer.FULL;
         }
-      } else if (kind == Kind.ESSENTIAL) {
-        if (queued >= 2L * capacity) return Offer.FULL;
+      } else if (kind == Kind.ESSENTIAL || kind == Kind.PRESENCE_LEAVE) {
+        if (queued >= 2L * capacity) {
+          if (kind == Kind.PRESENCE_LEAVE) shedOne(scope, Kind.PRESENCE);
+          return Offer.FULL;
+        }
       } else if (!makeRoom(json.length())) {
         return Offer.FULL;
       }
@@ -312,6 +313,11 @@ public final class Outbound {
     return Math.max(0, maxChars - queuedChars);
   }
 
+  /** At least half the buffer is free, by frames and by bytes: room for a replay page. */
+  public synchronized boolean hasRoomForPage() {
+    return hasRoom();
+  }
+
   /** Frames waiting to be written. */
   public synchronized int size() {
     return queued + control.size();
@@ -426,7 +432,25 @@ public final class Outbound {
     return true;
   }
 
+  // ---- for the stage ----------------------------------------------------------------------------
+
+  /** The stage started: {@code cb} wakes it (true) or fails it (false). True if the buffer was aborted already. */
+  synchronized boolean started(AsyncCallback<Boolean> cb) {
+    wakeUp = cb;
+    return aborted;
+  }
+
+  /** The stream ends once the closing frame has been taken. */
+  synchronized boolean ended() {
+    return finishing && closing != null && closing.isEmpty();
+  }
+
   /** The next frame to write, or null (then the stage waits for a wake-up). */
+  synchronized Frame next() {
+    Object f = poll();
+    return f instanceof String ctl ? new Frame(ctl, 0, Kind.ESSENTIAL, null) : (Frame) f;
+  }
+
   private Object poll() {
     if (closing != null) {
       String c = closing;
@@ -454,86 +478,5 @@ public final class Outbound {
       presenceShed = null;
     }
     return f;
-  }
-
-  /** The stage: pulls from the handle's lanes; completes after the closing frame, fails on abort. */
-  private static final class Stage<T> extends GraphStageWithMaterializedValue<SourceShape<T>, Outbound> {
-    private final Outlet<T> out = Outlet.create("Outbound.out");
-    private final SourceShape<T> shape = SourceShape.of(out);
-    private final int capacity;
-    private final long maxBytes;
-    private final ScopecastMetrics metrics;
-    private final Function<String, T> wrap;
-
-    Stage(int capacity, long maxBytes, ScopecastMetrics metrics, Function<String, T> wrap) {
-      this.capacity = capacity;
-      this.maxBytes = maxBytes;
-      this.metrics = metrics;
-      this.wrap = wrap;
-    }
-
-    @Override
-    public SourceShape<T> shape() {
-      return shape;
-    }
-
-    @Override
-    public Tuple2<GraphStageLogic, Outbound> createLogicAndMaterializedValue(Attributes attrs) {
-      Outbound handle = new Outbound(capacity, maxBytes, metrics);
-      GraphStageLogic logic = new GraphStageLogic(shape) {
-        {
-          setHandler(out, new AbstractOutHandler() {
-            @Override
-            public void onPull() {
-              pushNext();
-            }
-
-            @Override
-            public void onDownstreamFinish(Throwable cause) {
-              handle.abort();
-              completeStage();
-            }
-          });
-        }
-
-        @Override
-        public void preStart() {
-          AsyncCallback<Boolean> cb = createAsyncCallback(proceed -> {
-            if (!proceed) failStage(new ConnectionAborted());
-            else if (isAvailable(out)) pushNext();
-          });
-          boolean pending;
-          synchronized (handle) {
-            handle.wakeUp = cb;
-            pending = handle.aborted;
-          }
-          if (pending) failStage(new ConnectionAborted());
-        }
-
-        private void pushNext() {
-          Object next;
-          boolean last;
-          synchronized (handle) {
-            next = handle.poll();
-            last = handle.finishing && handle.closing != null && handle.closing.isEmpty();
-          }
-          if (next == null) {
-            if (last) completeStage();
-            return;
-          }
-          metrics.framesSent.inc();
-          if (next instanceof Frame f) {
-            if (f.publishedAt > 0) {
-              metrics.publishToSend.observe(Math.max(0, System.currentTimeMillis() - f.publishedAt) / 1000.0);
-            }
-            push(out, wrap.apply(f.json));
-          } else {
-            push(out, wrap.apply((String) next));
-          }
-          if (last) completeStage();
-        }
-      };
-      return Tuple2.apply(logic, handle);
-    }
   }
 }
