@@ -1,7 +1,7 @@
 // Types of scopecast.js.
 
 export declare const CLOSE: Readonly<{
-  GOING_AWAY: 1001; TOO_BIG: 1009; UNAUTHENTICATED: 4001; FORBIDDEN: 4003; SLOW_CONSUMER: 4008;
+  GOING_AWAY: 1001; TOO_BIG: 1009; UNAUTHENTICATED: 4001; TOKEN_EXPIRED: 4002; FORBIDDEN: 4003; SLOW_CONSUMER: 4008;
   HEARTBEAT: 4009; FLOOD: 4029; PROTOCOL: 4400;
 }>;
 
@@ -21,6 +21,8 @@ export interface Frame {
   text?: string;
   epoch?: string;
   reason?: string;
+  /** On presence.join / leave / update frames the client derived from an unsolicited `presence` snapshot. */
+  snapshot?: boolean;
   [k: string]: unknown;
 }
 
@@ -51,6 +53,16 @@ export interface Options {
 
 export interface ResyncInfo { scope: string; epoch: string; offset: number; reason: string }
 
+/** A subscription in place on the current connection. */
+export interface SubscribedInfo { scope: string; epoch: string; offset: number; recovered: boolean }
+
+/** What subscribe() returns: call it to remove the handler. */
+export interface Unsubscribe {
+  (): void;
+  /** ready(scope) taken when subscribe() was called. */
+  readonly ready: Promise<SubscribedInfo>;
+}
+
 export declare class ScopecastClient {
   constructor(options: Options);
   readonly state: State;
@@ -58,7 +70,17 @@ export declare class ScopecastClient {
   readonly node: string | null;
   connect(): Promise<Frame>;
   close(): void;
-  subscribe(scope: string, handler: (frame: Frame) => void, options?: { token?: string }): () => void;
+  subscribe(scope: string, handler: (frame: Frame) => void, options?: { token?: string }): Unsubscribe;
+  /**
+   * Resolves once the scope is subscribed on the current (or next) connection: on the server's real
+   * answer, not on a pending one. Rejects on refusal, on connection loss or close first, on no reply
+   * within requestTimeout, or when the scope is not subscribed.
+   */
+  ready(scope: string): Promise<SubscribedInfo>;
+  /** True while the server accepted the subscription but the scope's owner has not answered yet. */
+  isPending(scope: string): boolean;
+  /** The scope's members as far as this client knows them (presence() replies, snapshots, join/leave/update). */
+  members(scope: string): Member[];
   unsubscribe(scope: string): Promise<void>;
   publish(scope: string, event: string, payload?: unknown): Promise<Frame>;
   presence(scope: string): Promise<Member[]>;
@@ -68,6 +90,8 @@ export declare class ScopecastClient {
   on(type: 'state', fn: (state: State, reason?: string) => void): () => void;
   on(type: 'connected', fn: (frame: Frame) => void): () => void;
   on(type: 'resync', fn: (info: ResyncInfo) => void): () => void;
+  on(type: 'pending', fn: (info: { scope: string }) => void): () => void;
+  on(type: 'subscribed', fn: (info: SubscribedInfo) => void): () => void;
   on(type: 'event' | 'presence' | 'error', fn: (frame: Frame) => void): () => void;
   on(type: 'disconnect', fn: (d: { code: number; reason: string; reconnect: boolean }) => void): () => void;
 }

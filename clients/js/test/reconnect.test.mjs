@@ -130,6 +130,32 @@ test('disconnect 4001: one retry with a fresh token from getToken, none after a 
   assert.equal(client.state, 'closed');
 });
 
+test('disconnect 4002 (token expired): reconnect with a new token from getToken and resume every scope', async () => {
+  const { clock, sockets, client } = setup({ tokens: ['expiring', 'renewed'] });
+  const got = [];
+  client.subscribe('workspace:7', (f) => f.type === 'event' && got.push(f.offset));
+  client.connect();
+  await tick();
+  await accept(sockets[0]);
+  sockets[0].frame({ type: 'event', scope: 'workspace:7', offset: 11, event: 'e', payload: {}, ts: 1 });
+  sockets[0].serverClose(4002, { reconnect: true });
+  assert.equal(client.state, 'reconnecting');
+  clock.advance(60000);
+  await tick();
+  await tick();
+  assert.equal(sockets.length, 2);
+  assert.equal(sockets[1].sent[0].token, 'renewed');
+  assert.deepEqual(sockets[1].sent[0].resume, { 'user:u1': { epoch: 'E', offset: 3 }, 'workspace:7': { epoch: 'W', offset: 11 } });
+  await accept(sockets[1], [{ scope: 'user:u1', epoch: 'E', offset: 3, recovered: true }, { scope: 'workspace:7', epoch: 'W', offset: 11, recovered: true }]);
+  assert.equal(client.state, 'connected');
+  // a 4002 is not a refused token: a later 4001 still gets its one retry
+  sockets[1].serverClose(4002, { reconnect: true });
+  clock.advance(60000);
+  await tick();
+  assert.equal(sockets.length, 3);
+  assert.notEqual(client.state, 'closed');
+});
+
 test('a close without a disconnect frame is a reconnect with resume', async () => {
   const { clock, sockets, client } = setup();
   client.connect();

@@ -130,9 +130,6 @@ public final class Outbound {
     this.listener = l;
   }
 
-  public int capacity() {
-    return capacity;
-  }
 
   // ---- control replies and ephemeral frames --------------------------------------------------
 
@@ -294,10 +291,6 @@ public final class Outbound {
     return c == null ? 0 : c.target();
   }
 
-  public synchronized boolean sawOtherEpoch(String scope) {
-    DeliveryCursor c = cursors.get(scope);
-    return c != null && c.sawOtherEpoch();
-  }
 
   /** Nothing more of the scope goes out (unsubscribed). */
   public synchronized void remove(String scope) {

@@ -58,7 +58,6 @@ public final class Subscription {
   /** Answers to requests numbered from here on are accepted; 0: nothing asked. */
   private long firstRequest;
   private int attempts;
-  private Duration waited = Duration.ZERO;
 
   public Subscription(ScopeId scope) {
     this.scope = scope;
@@ -71,7 +70,6 @@ public final class Subscription {
     since = from;
     firstRequest = requestId;
     attempts = 0;
-    waited = Duration.ZERO;
     if (state == State.AUTHORIZING) state = State.REQUESTING;
   }
 
@@ -93,14 +91,7 @@ public final class Subscription {
   public Duration nextRetry() {
     long millis = Math.min(MAX_RETRY.toMillis(), FIRST_RETRY.toMillis() << Math.min(attempts, 4));
     attempts++;
-    Duration d = Duration.ofMillis(millis);
-    waited = waited.plus(d);
-    return d;
-  }
-
-  /** How long the owner has been asked without answering (by the retry schedule, so it runs on the scheduler's clock). */
-  public Duration waited() {
-    return waited;
+    return Duration.ofMillis(millis);
   }
 
   public boolean isAnswered() {
