@@ -7,6 +7,8 @@ import java.util.Map;
 final class Options {
   private final Map<String, String> values = new LinkedHashMap<>();
 
+  private Options() {}
+
   Options(String[] args, int from) {
     for (int i = from; i < args.length; i++) {
       String a = args[i];
@@ -35,6 +37,22 @@ final class Options {
 
   boolean has(String name) {
     return values.containsKey(name);
+  }
+
+  /** A copy with {@code name} set to {@code value}. */
+  Options with(String name, String value) {
+    Options copy = new Options();
+    copy.values.putAll(values);
+    copy.values.put(name, value);
+    return copy;
+  }
+
+  /** A copy without {@code name}. */
+  Options without(String name) {
+    Options copy = new Options();
+    copy.values.putAll(values);
+    copy.values.remove(name);
+    return copy;
   }
 
   Map<String, String> all() {

@@ -12,7 +12,8 @@ import java.util.concurrent.atomic.LongAdder;
 import java.util.function.IntFunction;
 
 /**
- * Publishes through {@code POST /api/publish} with keep-alive connections and a bounded window of
+ * Publishes through the target's HTTP publish ({@code POST /api/publish} on Scopecast,
+ * {@code POST /publish} on the comparison servers) with keep-alive connections and a bounded window of
  * requests in flight, either at a fixed rate or as fast as the window allows. Each payload is about
  * 100 bytes and carries its send time ({@code "t"}, System.nanoTime of this JVM).
  */
@@ -23,12 +24,14 @@ final class Publisher {
       .connectTimeout(Duration.ofSeconds(10)).build();
   private final List<String> bases;
   private final String apiKey;
+  private final Target target;
   private final Semaphore window;
   final LongAdder accepted = new LongAdder();
   final LongAdder failed = new LongAdder();
   private int next;
 
-  Publisher(List<String> bases, String apiKey, int window) {
+  Publisher(Target target, List<String> bases, String apiKey, int window) {
+    this.target = target;
     this.bases = bases;
     this.apiKey = apiKey;
     this.window = new Semaphore(window);
@@ -41,11 +44,11 @@ final class Publisher {
   /** Sends one publish (waits for a free slot in the window). */
   CompletableFuture<Void> publish(String scope, String event) {
     window.acquireUninterruptibly();
-    String body = "{\"scope\":\"" + scope + "\",\"event\":\"" + event + "\",\"payload\":" + payload() + "}";
+    String body = target.publishBody(scope, event, payload());
     String base = bases.get(next++ % bases.size());
-    HttpRequest r = HttpRequest.newBuilder(URI.create(base + "/api/publish"))
-        .header("Authorization", "Bearer " + apiKey).timeout(Duration.ofSeconds(30))
-        .POST(HttpRequest.BodyPublishers.ofString(body)).build();
+    HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + target.publishPath())).timeout(Duration.ofSeconds(30));
+    if (target == Target.SCOPECAST) b.header("Authorization", "Bearer " + apiKey);
+    HttpRequest r = b.header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build();
     return http.sendAsync(r, HttpResponse.BodyHandlers.discarding()).handle((resp, err) -> {
       window.release();
       if (err == null && resp.statusCode() == 200) accepted.increment();

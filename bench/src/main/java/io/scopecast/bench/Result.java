@@ -21,6 +21,8 @@ final class Result {
   Result(String workload, Options o) {
     json.put("workload", workload);
     json.put("label", o.string("label", workload));
+    json.put("target", Target.of(o).id);
+    if (o.has("comparison")) json.put("comparison", o.string("comparison", ""));
     json.put("at", Instant.now().toString());
     json.put("redis", o.flag("redis"));
     ObjectNode params = json.putObject("params");
@@ -76,7 +78,8 @@ final class Result {
     return this;
   }
 
-  void emit(Path out) {
+  /** Prints the JSON line (and appends it to {@code out}) and the summary; returns this result. */
+  Result emit(Path out) {
     String line;
     try {
       line = JSON.writeValueAsString(json);
@@ -93,13 +96,16 @@ final class Result {
       }
     }
     System.out.println(summary());
+    return this;
   }
 
   String summary() {
     StringBuilder b = new StringBuilder("== ").append(json.get("label").asText()).append(" (").append(json.get("workload").asText())
+        .append(", ").append(Target.of(json.get("target").asText()).title)
         .append(json.get("redis").asBoolean() ? ", redis" : "").append(")\n");
     json.fields().forEachRemaining(e -> {
-      if (e.getKey().equals("params") || e.getKey().equals("workload") || e.getKey().equals("label") || e.getKey().equals("at")) return;
+      if (e.getKey().equals("params") || e.getKey().equals("workload") || e.getKey().equals("label") || e.getKey().equals("at")
+          || e.getKey().equals("target")) return;
       b.append(String.format("  %-34s %s%n", e.getKey(), e.getValue()));
     });
     return b.toString();

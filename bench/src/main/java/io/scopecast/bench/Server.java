@@ -23,8 +23,10 @@ import java.util.regex.Pattern;
 /**
  * The server under test: the jar started by the bench (one node, or N nodes through
  * {@code deploy/local/cluster.sh}), optionally pinned to CPUs with {@code taskset}, optionally
- * with a {@code redis-server} of its own; or an already running server given by URL. Its CPU time
- * and memory are read from {@code /proc}; live heap with {@code jcmd}.
+ * with a {@code redis-server} of its own; or a comparison server of {@code bench/servers/}
+ * ({@code --target socketio|ws}) started with {@code node} and pinned the same way; or an already
+ * running server given by URL. Its CPU time and memory are read from {@code /proc}; live heap
+ * with {@code jcmd} (Scopecast only).
  */
 final class Server implements AutoCloseable {
   private static final HttpClient HTTP = HttpClient.newHttpClient();
@@ -34,30 +36,47 @@ final class Server implements AutoCloseable {
   final List<Long> pids = new ArrayList<>();
   final String secret;
   final String apiKey;
+  final Target target;
+  /** What ran: the JVM flags, or node's and the npm package's versions. */
+  String describe = "";
   private final List<Process> processes = new ArrayList<>();
   private Path runDir;
   private Path script;
   private Process redis;
   Long redisPid;
 
-  private Server(String secret, String apiKey) {
+  private Server(Target target, String secret, String apiKey) {
+    this.target = target;
     this.secret = secret;
     this.apiKey = apiKey;
   }
 
   static Server start(Options o, int nodes) {
+    Target target = Target.of(o);
     if (o.has("url")) {
-      Server s = new Server(o.string("secret", ""), o.string("api-key", ""));
+      Server s = new Server(target, o.string("secret", ""), o.string("api-key", ""));
       s.bases.addAll(Arrays.asList(o.string("url", "").split(",")));
+      s.describe = "already running at " + o.string("url", "");
       return s;
     }
-    Server s = new Server(random(), random());
+    Server s = new Server(target, random(), random());
     try {
       s.runDir = Files.createTempDirectory("scopecast-bench");
+      if (target.isNode()) {
+        try {
+          s.startNode(o);
+          s.awaitListening(s.bases.get(0));
+        } catch (RuntimeException | IOException e) {
+          s.close();
+          throw e;
+        }
+        return s;
+      }
       String redisUrl = o.flag("redis") ? s.startRedis(o) : null;
       if (nodes == 1) s.startOne(o, redisUrl);
       else s.startCluster(o, nodes, redisUrl);
       for (String base : s.bases) s.awaitReady(base, nodes);
+      s.describe = "JVM " + o.string("jvm", Bench.DEFAULT_SERVER_JVM);
       return s;
     } catch (IOException e) {
       throw new UncheckedIOException(e);
@@ -121,6 +140,62 @@ final class Server implements AutoCloseable {
     processes.add(p);
     pids.add(p.pid());
     bases.add("http://127.0.0.1:" + http);
+  }
+
+  /** A comparison server: {@code node bench/servers/ID/server.js --port P}, pinned like Scopecast. */
+  private void startNode(Options o) throws IOException {
+    Path dir = Path.of(o.string("servers", "bench/servers"), target.id);
+    Path pkg = dir.resolve("node_modules").resolve(target.npmPackage).resolve("package.json");
+    if (!Files.exists(pkg)) throw new IllegalStateException(pkg + " is missing: run bench/servers/install.sh");
+    int http = freePort();
+    String node = o.string("node", "node");
+    List<String> cmd = new ArrayList<>(List.of(node));
+    if (o.has("node-flags")) cmd.addAll(Arrays.asList(o.string("node-flags", "").trim().split("\\s+")));
+    cmd.addAll(List.of(dir.resolve("server.js").toString(), "--port", Integer.toString(http)));
+    ProcessBuilder pb = new ProcessBuilder(pinned(o, cmd)).redirectErrorStream(true)
+        .redirectOutput(runDir.resolve("server.log").toFile());
+    pb.environment().put("HOST", "127.0.0.1");
+    pb.environment().put("NODE_ENV", "production");
+    Process p = pb.start();
+    processes.add(p);
+    pids.add(p.pid());
+    bases.add("http://127.0.0.1:" + http);
+    String version = Result.JSON.readTree(pkg.toFile()).path("version").asText();
+    describe = "node " + output(node, "--version") + (o.has("node-flags") ? " " + o.string("node-flags", "") : "")
+        + ", " + target.npmPackage + " " + version;
+  }
+
+  private static String output(String... cmd) {
+    try {
+      Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+      p.waitFor(10, TimeUnit.SECONDS);
+      return out;
+    } catch (IOException e) {
+      return "?";
+    } catch (InterruptedException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** A comparison server is ready once it answers HTTP at all (it has no health route). */
+  private void awaitListening(String base) {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (System.nanoTime() < deadline) {
+      try {
+        // HTTP/1.1: an h2c upgrade request is a WebSocket-less upgrade Engine.IO destroys
+        HTTP.send(HttpRequest.newBuilder(URI.create(base + "/")).version(HttpClient.Version.HTTP_1_1).build(),
+            HttpResponse.BodyHandlers.discarding());
+        return;
+      } catch (IOException notYet) {
+        // starting
+      } catch (InterruptedException e) {
+        throw new IllegalStateException(e);
+      }
+      if (!processes.get(0).isAlive()) throw new IllegalStateException("the server exited; see " + runDir.resolve("server.log"));
+      pause(50);
+    }
+    throw new IllegalStateException(base + " not listening; see " + runDir.resolve("server.log"));
   }
 
   private void startCluster(Options o, int nodes, String redisUrl) throws IOException {
@@ -229,8 +304,9 @@ final class Server implements AutoCloseable {
     return 0;
   }
 
-  /** Live heap bytes after a full GC (jcmd GC.class_histogram runs one), summed over the servers. */
+  /** Live heap bytes after a full GC (jcmd GC.class_histogram runs one), summed over the servers; -1 off the JVM. */
   long liveHeapBytes() {
+    if (target.isNode()) return -1;
     long total = 0;
     for (long pid : pids) {
       try {

@@ -22,6 +22,7 @@ import io.netty.handler.codec.http.websocketx.WebSocketVersion;
 import java.net.InetSocketAddress;
 import java.net.URI;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicLong;
@@ -33,6 +34,9 @@ import org.HdrHistogram.ConcurrentHistogram;
  * generator is not what limits the server. Frames are scanned, not parsed: the offset, the scope and
  * the send time ({@code "t"} in the payload, System.nanoTime of this JVM) are all a run needs.
  * Every client answers server pings and checks, per scope, that offsets arrive in order without gaps.
+ * Clients of the comparison servers ({@link Target}) speak their protocol (Engine.IO v4 over a raw
+ * WebSocket for Socket.IO, plain JSON messages for {@code ws}); those servers have no offsets, so
+ * their clients only count, per room, what arrives.
  */
 final class WsClients implements AutoCloseable {
   final ConcurrentHistogram latencyMicros = new ConcurrentHistogram(3);
@@ -100,10 +104,13 @@ final class WsClients implements AutoCloseable {
   }
 
   /**
-   * Opens a connection, sends {@code connectFrame} once upgraded and completes {@link Conn#connected}
-   * with the {@code connected} frame. {@code local}: the local address to bind (null: any).
+   * Opens a connection to {@code target}; on Scopecast it sends the hello's connect frame once
+   * upgraded, and {@link Conn#connected} completes with the {@code connected} frame (on the
+   * comparison servers: once the server has taken the client in). {@code local}: the local address
+   * to bind (null: any).
    */
-  Conn open(URI uri, String connectFrame, InetSocketAddress local) {
+  Conn open(Target target, Target.Hello hello, InetSocketAddress local) {
+    URI uri = hello.uri();
     WebSocketClientProtocolConfig config = WebSocketClientProtocolConfig.newBuilder()
         .webSocketUri(uri).version(WebSocketVersion.V13).customHeaders(new DefaultHttpHeaders())
         .maxFramePayloadLength(4 * 1024 * 1024).handleCloseFrames(true).build();
@@ -116,7 +123,8 @@ final class WsClients implements AutoCloseable {
         holder[0] = conn;
         ready.complete(conn);
         ch.pipeline().addLast(new HttpClientCodec(), new HttpObjectAggregator(65536),
-            new WebSocketClientProtocolHandler(config), new Handler(conn, connectFrame));
+            new WebSocketClientProtocolHandler(config), target == Target.SCOPECAST ? new ScopecastHandler(conn, hello.frame())
+                : new NodeHandler(conn, hello.rooms(), target == Target.SOCKETIO));
       }
     });
     var f = local == null ? b.connect(uri.getHost(), uri.getPort()) : b.connect(new InetSocketAddress(uri.getHost(), uri.getPort()), local);
@@ -135,12 +143,42 @@ final class WsClients implements AutoCloseable {
     return connections.get();
   }
 
-  private final class Handler extends SimpleChannelInboundHandler<WebSocketFrame> {
-    private final Conn conn;
+  /** What every client does whatever the server: closing and failing count the same everywhere. */
+  private abstract class ConnHandler extends SimpleChannelInboundHandler<WebSocketFrame> {
+    final Conn conn;
+
+    ConnHandler(Conn conn) {
+      this.conn = conn;
+    }
+
+    /** An event of {@code scope} arrived; {@code s} is the frame, scanned for the payload's send time. */
+    void timed(String s) {
+      int ti = s.indexOf("{\"t\":");
+      if (ti > 0) latencyMicros.recordValue(Math.max(0, (System.nanoTime() - number(s, ti + 5)) / 1000));
+      events.increment();
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) throws Exception {
+      conn.closed = true;
+      connections.decrementAndGet();
+      conn.connected.completeExceptionally(new IllegalStateException("closed"));
+      super.channelInactive(ctx);
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+      conn.connected.completeExceptionally(cause);
+      ctx.close();
+    }
+  }
+
+  /** A Scopecast client: connect frame, heartbeat, offsets checked per scope. */
+  private final class ScopecastHandler extends ConnHandler {
     private final String connectFrame;
 
-    Handler(Conn conn, String connectFrame) {
-      this.conn = conn;
+    ScopecastHandler(Conn conn, String connectFrame) {
+      super(conn);
       this.connectFrame = connectFrame;
     }
 
@@ -168,9 +206,7 @@ final class WsClients implements AutoCloseable {
       if (o < 0) return; // ephemeral
       long offset = number(s, o + 9);
       String scope = string(s, s.indexOf("\"scope\":\"") + 9);
-      int ti = s.indexOf("{\"t\":");
-      if (ti > 0) latencyMicros.recordValue(Math.max(0, (System.nanoTime() - number(s, ti + 5)) / 1000));
-      events.increment();
+      timed(s);
       Track tr = conn.track(scope);
       synchronized (conn) {
         if (offset <= tr.last) duplicates.increment();
@@ -211,19 +247,59 @@ final class WsClients implements AutoCloseable {
         tr.last = number(s, s.indexOf("\"offset\":") + 9);
       }
     }
+  }
 
-    @Override
-    public void channelInactive(ChannelHandlerContext ctx) throws Exception {
-      conn.closed = true;
-      connections.decrementAndGet();
-      conn.connected.completeExceptionally(new IllegalStateException("closed"));
-      super.channelInactive(ctx);
+  /**
+   * A client of a comparison server. {@code ws}: the server took it into its rooms when it
+   * upgraded; every message is {@code {"room":…,"event":…,"payload":…}}. Socket.IO (Engine.IO v4):
+   * the server opens with {@code 0{…}}, the client connects the default namespace with {@code 40}
+   * and is in its rooms once the server answers {@code 40{…}}; events arrive as
+   * {@code 42["event",{"room":…,"payload":…}]}; the server's ping {@code 2} is answered with {@code 3}.
+   * Nothing here carries an offset: each room's events are counted.
+   */
+  private final class NodeHandler extends ConnHandler {
+    private final List<String> rooms;
+    private final boolean socketIo;
+
+    NodeHandler(Conn conn, List<String> rooms, boolean socketIo) {
+      super(conn);
+      this.rooms = rooms;
+      this.socketIo = socketIo;
     }
 
     @Override
-    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-      conn.connected.completeExceptionally(cause);
-      ctx.close();
+    public void userEventTriggered(ChannelHandlerContext ctx, Object evt) throws Exception {
+      if (evt == WebSocketClientProtocolHandler.ClientHandshakeStateEvent.HANDSHAKE_COMPLETE && !socketIo) joined("upgraded");
+      super.userEventTriggered(ctx, evt);
+    }
+
+    @Override
+    protected void channelRead0(ChannelHandlerContext ctx, WebSocketFrame frame) {
+      if (!(frame instanceof TextWebSocketFrame t)) return;
+      String s = t.text();
+      if (!socketIo || s.startsWith("42")) onEvent(s);
+      else if (s.equals("2")) ctx.writeAndFlush(new TextWebSocketFrame("3"));
+      else if (s.startsWith("0")) ctx.writeAndFlush(new TextWebSocketFrame("40"));
+      else if (s.startsWith("40")) joined(s);
+      else if (s.startsWith("44")) conn.connected.completeExceptionally(new IllegalStateException("refused: " + s));
+      else if (s.startsWith("41") || s.equals("1")) disconnects.increment();
+    }
+
+    private void joined(String s) {
+      synchronized (conn) {
+        for (String room : rooms) conn.track(room).epoch = "joined";
+      }
+      conn.connected.complete(s);
+    }
+
+    private void onEvent(String s) {
+      int r = s.indexOf("\"room\":\"");
+      if (r < 0) return;
+      String room = string(s, r + 8);
+      timed(s);
+      synchronized (conn) {
+        conn.track(room).count++;
+      }
     }
   }
 
