@@ -39,7 +39,7 @@ final class Report {
   static void chart(Path in, Path png) throws IOException {
     Map<String, TreeMap<Double, JsonNode>> byRedis = new LinkedHashMap<>();
     for (JsonNode r : read(in)) {
-      if (!r.path("workload").asText().equals("fanout")) continue;
+      if (!r.path("workload").asText().equals("fanout") || !isScopecast(r)) continue;
       byRedis.computeIfAbsent(r.path("redis").asBoolean() ? "with Redis" : "memory", k -> new TreeMap<>())
           .put(r.path("publish_rate_target").asDouble(), r);
     }
@@ -62,10 +62,23 @@ final class Report {
     System.out.println("wrote " + png);
   }
 
-  /** Rewrites the table between the markers of {@code section} in {@code doc} with the newest run of every label. */
+  /** Runs from before there were other targets have no {@code target}: they are Scopecast's. */
+  static boolean isScopecast(JsonNode r) {
+    return r.path("target").asText(Target.SCOPECAST.id).equals(Target.SCOPECAST.id);
+  }
+
+  /**
+   * Rewrites the table between the markers of {@code section} in {@code doc}: Scopecast's newest
+   * run of every label, or (section {@code comparison}) the newest comparison of every label.
+   */
   static void table(Path in, Path doc, String section) throws IOException {
+    if (section.equals("comparison")) {
+      replace(doc, section, Comparison.markdown(read(in)));
+      System.out.println("updated the comparison table in " + doc);
+      return;
+    }
     Map<String, JsonNode> newest = new LinkedHashMap<>();
-    for (JsonNode r : read(in)) newest.put(r.path("label").asText(), r);
+    for (JsonNode r : read(in)) if (isScopecast(r)) newest.put(r.path("label").asText(), r);
     StringBuilder t = new StringBuilder();
     t.append("| run | delivered/s | per server-CPU-second | p50 / p99 / p99.9 / max (ms) | lost | other figures |\n");
     t.append("|---|---|---|---|---|---|\n");
@@ -94,12 +107,16 @@ final class Report {
           .append(" | ").append(r.has("lost") ? r.path("lost").asText() : (r.has("gaps_after_resume") ? r.path("gaps_after_resume").asText() : ""))
           .append(" | ").append(other).append(" |\n");
     }
+    replace(doc, section, t.toString());
+    System.out.println("updated the table in " + doc + " from " + newest.size() + " runs");
+  }
+
+  private static void replace(Path doc, String section, String table) throws IOException {
     String text = Files.readString(doc, StandardCharsets.UTF_8);
     int a = text.indexOf(start(section));
     int b = text.indexOf(end(section));
     if (a < 0 || b < a) throw new IllegalStateException(doc + " has no " + start(section) + " … " + end(section) + " section");
-    Files.writeString(doc, text.substring(0, a + start(section).length()) + "\n" + t + text.substring(b), StandardCharsets.UTF_8);
-    System.out.println("updated the table in " + doc + " from " + newest.size() + " runs");
+    Files.writeString(doc, text.substring(0, a + start(section).length()) + "\n" + table + text.substring(b), StandardCharsets.UTF_8);
   }
 
   private static String fmt(JsonNode r, String field) {
