@@ -151,7 +151,7 @@ final class WsClients implements AutoCloseable {
       this.conn = conn;
     }
 
-    /** An event of {@code scope} arrived; {@code s} is the frame, scanned for the payload's send time. */
+    /** An event arrived: counts it and records its latency from the send time ({@code "t"}) in its payload. */
     void timed(String s) {
       int ti = s.indexOf("{\"t\":");
       if (ti > 0) latencyMicros.recordValue(Math.max(0, (System.nanoTime() - number(s, ti + 5)) / 1000));
