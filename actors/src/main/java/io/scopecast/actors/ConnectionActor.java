@@ -6,6 +6,7 @@ import io.scopecast.actors.auth.ScopeAuthorizer;
 import io.scopecast.actors.auth.ScopeAuthorizer.Decision;
 import io.scopecast.actors.auth.TokenVerifier;
 import io.scopecast.actors.auth.UserClaims;
+import io.scopecast.actors.connection.AnswerRules;
 import io.scopecast.actors.connection.CloseCode;
 import io.scopecast.actors.connection.DeliveryCursor;
 import io.scopecast.actors.connection.FrameGuard;
@@ -451,7 +452,7 @@ public final class ConnectionActor {
     timers.startTimerWithFixedDelay(Timer.SEND_PING, limits.heartbeatInterval());
     for (Subscription sub : List.copyOf(subs.values())) {
       if (sub.start != null) {
-        startDelivery(sub, sub.start.epoch(), sub.start.from());
+        startDelivery(sub, sub.start);
         sub.start = null;
         if (sub.entity == null) failover(sub); // its owner stopped during the handshake
       } else if (sub.isAsking()) {
@@ -617,31 +618,28 @@ public final class ConnectionActor {
       ctx.watchWith(ack.entity(), new EntityStopped(sub.name, ack.entity()));
     }
     if (since != null && why != Reason.FAILOVER) metrics.resume(ack.recovered());
-    boolean recovered = since == null || ack.recovered();
+    boolean recovered = AnswerRules.toldRecovered(since, ack.recovered());
     if (sub.state != Subscription.State.ANSWERED) {
       sub.state = Subscription.State.ANSWERED;
       metrics.subscribes.labelValues(sub.scope.type()).inc();
-      long from = since != null && ack.recovered() ? since.offset() : ack.offset();
-      if (why == Reason.HANDSHAKE && !sub.toldPending) {
+      AnswerRules.StartAt start = AnswerRules.firstAnswer(since, ack.epoch(), ack.offset(), ack.recovered());
+      if (why == Reason.HANDSHAKE && !sub.toldPending) { // delivery starts once connected is out
         handshake.answered(sub.name, new ServerFrames.ScopeEntry(sub.name, ack.epoch(), ack.offset(), recovered));
-        sub.start = new Subscription.Start(ack.epoch(), from);
+        sub.start = start;
         if (handshake.complete()) sendConnected();
         return;
       }
       replySubscribed(sub, ack, recovered);
-      startDelivery(sub, ack.epoch(), from);
+      startDelivery(sub, start);
       return;
     }
-    Pair<String, Long> at = outbound.position(sub.name);
-    String epoch = at == null ? ack.epoch() : at.first();
-    long delivered = at == null ? ack.offset() : at.second();
     replySubscribed(sub, ack, recovered);
-    if (!ack.epoch().equals(epoch) || (why == Reason.FAILOVER && !ack.recovered())) {
-      resync(sub, ack.epoch(), ack.offset(), ack.epoch().equals(epoch) ? "owner_lost_history" : "epoch_changed");
-    } else {
-      boolean ahead = why == Reason.EXPLICIT && since != null && ack.recovered() && since.offset() > delivered;
-      startDelivery(sub, epoch, ahead ? since.offset() : delivered);
-    }
+    Pair<String, Long> at = outbound.position(sub.name);
+    AnswerRules.Next next = at == null
+        ? AnswerRules.firstAnswer(since, ack.epoch(), ack.offset(), ack.recovered())
+        : AnswerRules.reanswer(why, since, at.first(), at.second(), ack.epoch(), ack.offset(), ack.recovered());
+    if (next instanceof AnswerRules.Resync r) resync(sub, r.epoch(), r.offset(), r.reason());
+    else startDelivery(sub, (AnswerRules.StartAt) next);
   }
 
   private void replySubscribed(Subscription sub, Subscribed ack, boolean recovered) {
@@ -670,9 +668,11 @@ public final class ConnectionActor {
   // ---- delivery: positions, catching up, resync (§5, §13.8, §13.20) --------------------------
 
   /** Positions the scope's cursor at what the client has; reads history first when anything is missing. */
-  private void startDelivery(Subscription sub, String epoch, long from) {
+  private void startDelivery(Subscription sub, AnswerRules.StartAt at) {
     cancelCatchUp(sub);
-    if (!outbound.position(sub.name, epoch, from, sub.scopeOffset, historyLimit(sub))) catchUp(sub, CatchUp.REPLAY);
+    if (!outbound.position(sub.name, at.epoch(), at.from(), sub.scopeOffset, historyLimit(sub))) {
+      catchUp(sub, CatchUp.REPLAY);
+    }
   }
 
   private long historyLimit(Subscription sub) {
@@ -741,18 +741,15 @@ public final class ConnectionActor {
       return;
     }
     int taken = outbound.replay(sub.name, page.epoch(), page.events());
-    if (outbound.goLive(sub.name, sub.scopeOffset)) {
-      sub.catchUp = CatchUp.NONE;
-      return;
-    }
+    boolean live = outbound.goLive(sub.name, sub.scopeOffset);
     long next = at.second() + 1;
-    if (taken == 0 && page.events().stream().noneMatch(e -> e.offset() == next)) {
-      // history no longer holds what is missing
-      if (sub.catchUp == CatchUp.BEHIND) evict();
-      else resync(sub, page.epoch(), Math.max(sub.scopeOffset, outbound.target(sub.name)), "history_lost");
-      return;
+    boolean hasNext = page.events().stream().anyMatch(e -> e.offset() == next);
+    switch (AnswerRules.afterPage(live, taken, hasNext, sub.catchUp)) {
+      case LIVE -> sub.catchUp = CatchUp.NONE;
+      case MORE -> readPage(sub);
+      case RESYNC -> resync(sub, page.epoch(), Math.max(sub.scopeOffset, outbound.target(sub.name)), "history_lost");
+      case EVICT -> evict();
     }
-    readPage(sub);
   }
 
   private void onPageTimedOut(PageTimedOut t) {

@@ -47,10 +47,7 @@ public final class Subscription {
   public boolean waitingForRoom;
   public TokenBucket clientEvents;
   /** Answered during the handshake: where delivery starts once {@code connected} is out. */
-  public Start start;
-
-  /** A position to deliver from: the owner's epoch and the last offset the client has. */
-  public record Start(String epoch, long from) {}
+  public AnswerRules.StartAt start;
 
   // ---- the outstanding request to the owner ----
   public Reason reason;
