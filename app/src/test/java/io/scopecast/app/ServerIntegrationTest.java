@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.scopecast.actors.testing.TestSettings;
 import io.scopecast.actors.testing.Tokens;
 import io.scopecast.app.testing.ApiClient;
+import io.scopecast.app.testing.ResumingClient;
 import io.scopecast.app.testing.TestNode;
 import io.scopecast.app.testing.WsClient;
 import java.time.Duration;
@@ -16,6 +17,9 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
 import java.util.stream.LongStream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -94,6 +98,47 @@ class ServerIntegrationTest {
     second.awaitOffsets("workspace:res", 16, Duration.ofSeconds(10));
     assertEquals(range(11, 26), second.offsets("workspace:res"));
     second.close();
+  }
+
+  @Test
+  void aClientEvictedAsSlowThatResumesAtOnceCatchesUpWhilePublishingGoesOn() throws Exception {
+    String scope = "workspace:evicted";
+    ResumingClient client = new ResumingClient(Tokens.user("eve", "evicted"), "\"workspace\":\"evicted\"").connect(node.ws(""));
+    client.socket().stopReading();
+    String payload = "\"" + "x".repeat(16 * 1024) + "\"";
+    double evictionsBefore = evictions();
+    AtomicLong last = new AtomicLong();
+    AtomicBoolean publishing = new AtomicBoolean(true);
+    Thread publisher = new Thread(() -> { // 200 publishes/s, ~3 MB/s, throughout
+      long start = System.nanoTime();
+      for (long i = 0; publishing.get(); i++) {
+        LockSupport.parkNanos(start + i * 5_000_000L - System.nanoTime());
+        last.set(node.publish(scope, "bulk", payload).get("offset").asLong());
+      }
+    });
+    publisher.start();
+    try {
+      long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+      while (evictions() == evictionsBefore) { // history (50 events) can no longer supply what it misses
+        assertTrue(System.nanoTime() < deadline, "the client that reads nothing was never evicted");
+        LockSupport.parkNanos(Duration.ofMillis(100).toNanos()); // polling the server's metrics
+      }
+      client.socket().resumeReading(); // it reads what reached it, then the socket ends (4008, or cut after close-grace)
+      client.socket().awaitClose(Duration.ofSeconds(30));
+      client.connect(node.ws("")); // at once, with resume, while publishing goes on
+      client.awaitOffset(scope, last::get, Duration.ofSeconds(60));
+    } finally {
+      publishing.set(false);
+      publisher.join();
+    }
+    client.awaitOffset(scope, last::get, Duration.ofSeconds(30));
+    assertEquals(List.of(), client.violations(), "no gap or duplicate beyond what resync announced");
+    assertFalse(client.socket().isClosed(), "once caught up it is not evicted again");
+    client.socket().close();
+  }
+
+  private static double evictions() {
+    return node.api("GET", "/health/realtime", null).json().get("metrics").get("slow_consumer_evictions").asDouble();
   }
 
   @Test

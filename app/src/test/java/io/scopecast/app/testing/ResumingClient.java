@@ -25,6 +25,7 @@ public final class ResumingClient {
   private final Map<String, List<Long>> delivered = new LinkedHashMap<>();
   private final List<String> notable = new ArrayList<>();
   private int resyncs;
+  private int pending;
   private int notRecovered;
   private WsClient current;
   private int checkedFrames;
@@ -90,6 +91,10 @@ public final class ResumingClient {
   }
 
   private void entry(JsonNode e) {
+    if (e.path("pending").asBoolean()) { // §13.18: the answer follows as an unsolicited subscribed
+      pending++;
+      return;
+    }
     String scope = e.get("scope").asText();
     Position known = positions.get(scope);
     boolean recovered = e.get("recovered").asBoolean();
@@ -134,6 +139,12 @@ public final class ResumingClient {
   /** The resync frames and not-recovered entries this client saw. */
   public List<String> notable() {
     return notable;
+  }
+
+  /** Pending entries and replies seen (§13.18): each is answered later by an unsolicited subscribed. */
+  public int pending() {
+    check();
+    return pending;
   }
 
   public int resyncs() {
