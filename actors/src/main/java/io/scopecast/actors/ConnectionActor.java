@@ -457,6 +457,7 @@ public final class ConnectionActor {
         if (sub.entity == null) failover(sub); // its owner stopped during the handshake
       } else if (sub.isAsking()) {
         sub.toldPending = true;
+        metrics.subscriptionsPending.inc();
       }
     }
     if (connectAckTo != null) ack(connectAckTo);
@@ -560,6 +561,7 @@ public final class ConnectionActor {
     for (JsonNode id : sub.replyIds) send(ServerFrames.subscribedPending(id, sub.name));
     sub.replyIds.clear();
     sub.toldPending = true;
+    metrics.subscriptionsPending.inc();
   }
 
   private void onUnsubscribeFrame(ClientFrame.Unsubscribe f) {

@@ -123,6 +123,7 @@ class PendingSubscriptionTest {
     assertEquals("workspace:w", pending.get("scope").asText());
     assertTrue(pending.get("pending").asBoolean());
     assertFalse(pending.has("epoch"));
+    assertEquals(1.0, metrics.subscriptionsPending.get(), "counted");
 
     answer(c, "workspace:w", incarnation(), "e1", 3, true, first); // a late answer to the first request counts
     JsonNode subscribed = c.expect("subscribed");

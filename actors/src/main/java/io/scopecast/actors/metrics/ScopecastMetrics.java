@@ -57,6 +57,8 @@ public final class ScopecastMetrics {
       .help("Client publishes refused with rate_limited").register(registry);
   public final Counter floodDisconnects = Counter.builder().name("scopecast_flood_disconnects_total")
       .help("Connections closed with 4029 (too many frames or errors)").register(registry);
+  public final Counter subscriptionsPending = Counter.builder().name("scopecast_subscriptions_pending_total")
+      .help("Subscriptions reported pending because the scope's owner did not answer within api.timeout").register(registry);
   public final Counter resyncs = Counter.builder().name("scopecast_resyncs_total")
       .help("resync frames sent to clients").register(registry);
   public final Counter kicks = Counter.builder().name("scopecast_kicks_total")
