@@ -25,6 +25,7 @@ import io.scopecast.actors.protocol.ProtocolError;
 import io.scopecast.actors.protocol.ScopeId;
 import io.scopecast.actors.protocol.ServerFrames;
 import io.scopecast.actors.settings.ScopecastSettings;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -185,6 +186,7 @@ public final class ConnectionActor {
   /** The connect frame's acknowledgement, held until {@code connected} is out: the socket is not read meanwhile. */
   private ActorRef<StreamAck> connectAckTo;
   private boolean deadlinePassed;
+  private final List<ScopeResync> resyncsDuringHandshake = new ArrayList<>(0);
   /** Set by {@link #close}: the handler that closed returns {@link #closing}. */
   private boolean closed;
   /** Set by a handler that moves the lifecycle on (connect frame taken, {@code connected} sent). */
@@ -248,6 +250,10 @@ public final class ConnectionActor {
         .onMessage(Authorized.class, a -> then(() -> onHandshakeAuthorized(a)))
         .onMessageEquals(Timer.HANDSHAKE_DEADLINE, () -> then(this::onHandshakeDeadline))
         .onMessage(Attention.class, a -> Behaviors.same()) // no scope is positioned yet
+        .onMessage(ScopeResync.class, r -> {
+          resyncsDuringHandshake.add(r); // applied once connected is out
+          return Behaviors.same();
+        })
         .onMessage(Received.class, r -> {
           stash.stash(r);
           return Behaviors.same();
@@ -446,9 +452,8 @@ public final class ConnectionActor {
 
   private void sendConnected() {
     timers.cancel(Timer.HANDSHAKE_DEADLINE);
-    send(ServerFrames.connected(connId, claims.user(), deps.nodeId(), limits.heartbeatInterval().toMillis(),
-        limits.heartbeatTimeout().toMillis(), handshake.entries()));
-    handshake.errors().forEach(this::send);
+    // the scopes are positioned before the client can see connected; their events wait until it is queued
+    outbound.hold();
     timers.startTimerWithFixedDelay(Timer.SEND_PING, limits.heartbeatInterval());
     for (Subscription sub : List.copyOf(subs.values())) {
       if (sub.start != null) {
@@ -460,6 +465,12 @@ public final class ConnectionActor {
         metrics.subscriptionsPending.inc();
       }
     }
+    send(ServerFrames.connected(connId, claims.user(), deps.nodeId(), limits.heartbeatInterval().toMillis(),
+        limits.heartbeatTimeout().toMillis(), handshake.entries()));
+    handshake.errors().forEach(this::send);
+    outbound.release();
+    resyncsDuringHandshake.forEach(this::onScopeResync);
+    resyncsDuringHandshake.clear();
     if (connectAckTo != null) ack(connectAckTo);
     connectAckTo = null;
     next = stash.unstashAll(active());
@@ -631,11 +642,14 @@ public final class ConnectionActor {
         if (handshake.complete()) sendConnected();
         return;
       }
-      replySubscribed(sub, ack, recovered);
+      outbound.hold(); // positioned before the client sees subscribed; its events follow subscribed
       startDelivery(sub, start);
+      replySubscribed(sub, ack, recovered);
+      outbound.release();
       return;
     }
     replySubscribed(sub, ack, recovered);
+    outbound.pause(sub.name); // live events wait while the position is read and set again
     Pair<String, Long> at = outbound.position(sub.name);
     AnswerRules.Next next = at == null
         ? AnswerRules.firstAnswer(since, ack.epoch(), ack.offset(), ack.recovered())
@@ -672,9 +686,9 @@ public final class ConnectionActor {
   /** Positions the scope's cursor at what the client has; reads history first when anything is missing. */
   private void startDelivery(Subscription sub, AnswerRules.StartAt at) {
     cancelCatchUp(sub);
-    if (!outbound.position(sub.name, at.epoch(), at.from(), sub.scopeOffset, historyLimit(sub))) {
-      catchUp(sub, CatchUp.REPLAY);
-    }
+    boolean live = outbound.position(sub.name, at.epoch(), at.from(), sub.scopeOffset, historyLimit(sub));
+    if (outbound.sawOtherEpoch(sub.name)) failover(sub); // a newer incarnation delivered meanwhile
+    else if (!live) catchUp(sub, CatchUp.REPLAY);
   }
 
   private long historyLimit(Subscription sub) {
@@ -749,6 +763,10 @@ public final class ConnectionActor {
     switch (AnswerRules.afterPage(live, taken, hasNext, sub.catchUp)) {
       case LIVE -> sub.catchUp = CatchUp.NONE;
       case MORE -> readPage(sub);
+      case WAIT_FOR_EMPTY -> {
+        sub.waitingForRoom = true;
+        outbound.whenEmpty();
+      }
       case RESYNC -> resync(sub, page.epoch(), Math.max(sub.scopeOffset, outbound.target(sub.name)), "history_lost");
       case EVICT -> evict();
     }

@@ -63,7 +63,8 @@ class PendingSubscriptionTest {
   }
 
   private RecipientRef<ScopeEntity.Command> route(String scope, TestScopes scopes) {
-    return scope.equals("workspace:w") || scope.startsWith("task:") ? owner.getRef() : scopes.ref(scope);
+    boolean probed = scope.equals("workspace:w") || scope.startsWith("task:") || scope.equals("user:slow");
+    return probed ? owner.getRef() : scopes.ref(scope);
   }
 
   private SocketHarness connected(String user) {
@@ -222,6 +223,38 @@ class PendingSubscriptionTest {
     assertEquals("e1", subscribed.get("epoch").asText());
     assertEquals(4, subscribed.get("offset").asLong());
     time.expectNoMessageFor(Duration.ofMillis(100), owner);
+  }
+
+  @Test
+  void aNewEpochAnnouncedDuringTheHandshakeIsResyncedOnceConnectedIsOut() {
+    SocketHarness c = connected("slow");
+    ScopeEntity.Subscribe userScope = subscribeAt(owner); // user:slow is asked first
+    ScopeEntity.Subscribe workspace = subscribeAt(owner);
+    answer(c, "workspace:w", incarnation(), "e1", 10, true, workspace);
+    fanout.tell(new NodeFanout.Resync("workspace:w", "e2", 0, "redis_outage")); // before connected
+    answer(c, "user:slow", incarnation(), "u1", 0, true, userScope);
+    expectConnected(c);
+    JsonNode resync = c.expect("resync");
+    assertEquals("e2", resync.get("epoch").asText());
+    deliver("workspace:w", "e2", 1);
+    assertEquals(1, c.expect("event").get("offset").asLong());
+  }
+
+  @Test
+  void anEventOfANewEpochSeenDuringTheHandshakeLeadsToAResubscribe() {
+    SocketHarness c = connected("slow");
+    ScopeEntity.Subscribe userScope = subscribeAt(owner);
+    ScopeEntity.Subscribe workspace = subscribeAt(owner);
+    answer(c, "workspace:w", incarnation(), "e1", 10, true, workspace);
+    deliver("workspace:w", "e2", 1); // another incarnation already delivers
+    answer(c, "user:slow", incarnation(), "u1", 0, true, userScope);
+    expectConnected(c);
+    ScopeEntity.Subscribe again = subscribeAt(owner);
+    assertEquals(new Position("e1", 10), again.since());
+    answer(c, "workspace:w", incarnation(), "e2", 1, false, again);
+    JsonNode resync = c.expect("resync");
+    assertEquals("e2", resync.get("epoch").asText());
+    assertEquals(1, resync.get("offset").asLong());
   }
 
   @Test

@@ -54,6 +54,8 @@ public final class AnswerRules {
     LIVE,
     /** Read the next page (when there is room). */
     MORE,
+    /** The next event is in history but larger than the free room: read it again once the buffer is empty. */
+    WAIT_FOR_EMPTY,
     /** History no longer holds what the client misses: {@code resync} with {@code history_lost}. */
     RESYNC,
     /** A client that fell behind live events history can no longer supply: 4008 (§13.20). */
@@ -67,7 +69,8 @@ public final class AnswerRules {
    */
   public static PageOutcome afterPage(boolean wentLive, int taken, boolean hasNext, CatchUp why) {
     if (wentLive) return PageOutcome.LIVE;
-    if (taken > 0 || hasNext) return PageOutcome.MORE; // hasNext without taking it: no room yet
+    if (taken > 0) return PageOutcome.MORE;
+    if (hasNext) return PageOutcome.WAIT_FOR_EMPTY;
     return why == CatchUp.BEHIND ? PageOutcome.EVICT : PageOutcome.RESYNC;
   }
 }

@@ -97,6 +97,9 @@ public final class Outbound {
   private final Map<String, DeliveryCursor> cursors = new HashMap<>(4);
   private Listener listener;
   private boolean roomWanted;
+  /** Events wait behind the control lane until {@link #release} (a reply is being put ahead of them). */
+  private boolean held;
+  private boolean emptyWanted;
   private Set<String> presenceShed;
   private String closing;
   private boolean finishing;
@@ -152,26 +155,32 @@ public final class Outbound {
    * only far beyond the bound, when the client has read nothing for a long while.
    */
   public Offer offer(String scope, String json, Kind kind) {
+    Offer result;
     boolean wake;
     synchronized (this) {
-      if (finishing) return Offer.CLOSED;
-      if (kind == Kind.EPHEMERAL || kind == Kind.PRESENCE) {
-        if (queued * 2L >= capacity || queuedChars * 2 >= maxChars) {
-          shedOne(scope, kind);
-          return Offer.FULL;
-        }
-      } else if (kind == Kind.ESSENTIAL || kind == Kind.PRESENCE_LEAVE) {
-        if (queued >= 2L * capacity) {
-          if (kind == Kind.PRESENCE_LEAVE) shedOne(scope, Kind.PRESENCE);
-          return Offer.FULL;
-        }
-      } else if (!makeRoom(json.length())) {
-        return Offer.FULL;
-      }
-      enqueue(new Frame(json, 0, kind, scope));
-      wake = wakeIfWaiting();
+      result = offerLocked(scope, json, kind);
+      wake = result == Offer.ENQUEUED && wakeIfWaiting();
     }
     if (wake) wakeUp.invoke(Boolean.TRUE);
+    return result;
+  }
+
+  private Offer offerLocked(String scope, String json, Kind kind) {
+    if (finishing) return Offer.CLOSED;
+    if (kind == Kind.EPHEMERAL || kind == Kind.PRESENCE) {
+      if (queued * 2L >= capacity || queuedChars * 2 >= maxChars) {
+        shedOne(scope, kind);
+        return Offer.FULL;
+      }
+    } else if (kind == Kind.ESSENTIAL || kind == Kind.PRESENCE_LEAVE) {
+      if (queued >= 2L * capacity) {
+        if (kind == Kind.PRESENCE_LEAVE) shedOne(scope, Kind.PRESENCE);
+        return Offer.FULL;
+      }
+    } else if (!makeRoom(json.length())) {
+      return Offer.FULL;
+    }
+    enqueue(new Frame(json, 0, kind, scope));
     return Offer.ENQUEUED;
   }
 
@@ -212,11 +221,13 @@ public final class Outbound {
 
   /** An ephemeral frame of a subscribed scope (client event or presence), from the fanout. */
   public void deliverEphemeral(String scope, String frame, Kind kind) {
-    synchronized (this) {
+    boolean wake;
+    synchronized (this) { // checked and queued under one lock: nothing of the scope follows its removal
       DeliveryCursor c = cursors.get(scope);
       if (c == null || !c.isPositioned()) return; // not subscribed, or the client has not been told yet
+      wake = offerLocked(scope, frame, kind) == Offer.ENQUEUED && wakeIfWaiting();
     }
-    offer(scope, frame, kind);
+    if (wake) wakeUp.invoke(Boolean.TRUE);
   }
 
   // ---- positioning and replay, from the connection actor -------------------------------------
@@ -234,14 +245,25 @@ public final class Outbound {
 
   /** A {@code resync} frame in order with the scope's events, and the cursor continues from there. */
   public Offer resync(String scope, String json, String epoch, long offset) {
-    synchronized (this) {
+    Offer result;
+    boolean wake;
+    synchronized (this) { // the frame is queued before any event of the new position can be
+      result = offerLocked(scope, json, Kind.ESSENTIAL);
       DeliveryCursor c = cursors.get(scope);
-      if (c != null) {
+      if (c != null && result == Offer.ENQUEUED) {
         c.reposition(epoch, offset);
         c.goLive(offset);
       }
+      wake = result == Offer.ENQUEUED && wakeIfWaiting();
     }
-    return offer(scope, json, Kind.ESSENTIAL);
+    if (wake) wakeUp.invoke(Boolean.TRUE);
+    return result;
+  }
+
+  /** The newest live event the scope's cursor saw belongs to another epoch than the cursor's. */
+  public synchronized boolean sawOtherEpoch(String scope) {
+    DeliveryCursor c = cursors.get(scope);
+    return c != null && c.sawOtherEpoch();
   }
 
   /**
@@ -323,6 +345,33 @@ public final class Outbound {
       if (listener != null) listener.room();
     } else {
       roomWanted = true;
+    }
+  }
+
+  /**
+   * Holds the main lane: control frames still go out, events wait. The connection holds it while
+   * it positions cursors and queues the reply that must precede their events (connected, subscribed).
+   */
+  public synchronized void hold() {
+    held = true;
+  }
+
+  public void release() {
+    boolean wake;
+    synchronized (this) {
+      held = false;
+      wake = !main.isEmpty() && wakeIfWaiting();
+    }
+    if (wake) wakeUp.invoke(Boolean.TRUE);
+  }
+
+  /** Calls {@link Listener#room} once the main lane is empty (a frame too large for the free room fits then). */
+  public synchronized void whenEmpty() {
+    if (queued == 0) {
+      emptyWanted = false;
+      if (listener != null) listener.room();
+    } else {
+      emptyWanted = true;
     }
   }
 
@@ -453,6 +502,10 @@ public final class Outbound {
     if (finishing) return null;
     String ctl = control.pollFirst();
     if (ctl != null) return ctl;
+    if (held) {
+      waiting = true;
+      return null;
+    }
     Frame f;
     while ((f = main.pollFirst()) != null && f.shed) { }
     if (f == null) {
@@ -462,6 +515,10 @@ public final class Outbound {
     queued--;
     queuedChars -= f.json.length();
     if (f.kind == Kind.EPHEMERAL || f.kind == Kind.PRESENCE) sheddable--;
+    if (emptyWanted && queued == 0) {
+      emptyWanted = false;
+      if (listener != null) listener.room();
+    }
     if (roomWanted && hasRoom()) {
       roomWanted = false;
       if (listener != null) listener.room();

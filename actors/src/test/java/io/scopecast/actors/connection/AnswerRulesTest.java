@@ -4,6 +4,7 @@ import static io.scopecast.actors.connection.AnswerRules.PageOutcome.EVICT;
 import static io.scopecast.actors.connection.AnswerRules.PageOutcome.LIVE;
 import static io.scopecast.actors.connection.AnswerRules.PageOutcome.MORE;
 import static io.scopecast.actors.connection.AnswerRules.PageOutcome.RESYNC;
+import static io.scopecast.actors.connection.AnswerRules.PageOutcome.WAIT_FOR_EMPTY;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -51,7 +52,8 @@ class AnswerRulesTest {
     // went live, taken, page holds the next offset, why -> outcome
     assertEquals(LIVE, AnswerRules.afterPage(true, 3, true, CatchUp.REPLAY));
     assertEquals(MORE, AnswerRules.afterPage(false, 3, true, CatchUp.REPLAY));
-    assertEquals(MORE, AnswerRules.afterPage(false, 0, true, CatchUp.BEHIND), "no room yet: wait, then read again");
+    assertEquals(WAIT_FOR_EMPTY, AnswerRules.afterPage(false, 0, true, CatchUp.BEHIND),
+        "the next event is larger than the free room: read it again once the buffer is empty");
     assertEquals(RESYNC, AnswerRules.afterPage(false, 0, false, CatchUp.REPLAY), "a replay never evicts");
     assertEquals(EVICT, AnswerRules.afterPage(false, 0, false, CatchUp.BEHIND), "a slow client history cannot supply");
   }

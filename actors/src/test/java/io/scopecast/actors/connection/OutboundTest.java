@@ -121,6 +121,28 @@ class OutboundTest {
   }
 
   @Test
+  void heldEventsWaitBehindTheReplyThatMustPrecedeThem() {
+    ReadBySocket s = new ReadBySocket(8, 1 << 20);
+    s.outbound.hold();
+    live(s.outbound, "t:1", 0);
+    s.outbound.deliver("t:1", "e1", 1, "ev1", 0);
+    s.outbound.offer("subscribed");
+    assertEquals(List.of("open", "subscribed"), s.read(2));
+    assertEquals(1, s.outbound.size(), "the event waits while held");
+    s.outbound.release();
+    assertEquals(List.of("ev1"), s.read(1));
+  }
+
+  @Test
+  void aResyncFrameIsQueuedBeforeAnyEventOfItsNewPosition() {
+    ReadBySocket s = new ReadBySocket(8, 1 << 20);
+    live(s.outbound, "t:1", 0);
+    s.outbound.resync("t:1", "resync", "e2", 5);
+    s.outbound.deliver("t:1", "e2", 6, "ev6", 0);
+    assertEquals(List.of("open", "resync", "ev6"), s.read(3));
+  }
+
+  @Test
   void theClosingFrameOvertakesEverythingAndEndsTheStream() {
     ReadBySocket s = new ReadBySocket(8, 1 << 20);
     live(s.outbound, "t:1", 0);
