@@ -146,9 +146,16 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
 
   private Behavior<Command> onDeliver(Deliver d) {
     Map<ActorRef<ConnectionActor.Command>, Registration> regs = subscribers.get(d.scope());
-    if (regs != null) {
-      for (Registration r : regs.values()) r.outbound().deliver(d.scope(), d.epoch(), d.offset(), d.frame(), d.ts());
-    }
+    if (regs == null) return this;
+    // a connection that no longer follows the scope is forgotten here (its unsubscribe may have
+    // reached another owner than the one that registered it, e.g. during a hand-off)
+    regs.entrySet().removeIf(e -> {
+      if (e.getValue().outbound().deliver(d.scope(), d.epoch(), d.offset(), d.frame(), d.ts())) return false;
+      Local local = connections.get(e.getKey());
+      if (local != null) local.scopes().remove(d.scope());
+      return true;
+    });
+    if (regs.isEmpty()) subscribers.remove(d.scope());
     return this;
   }
 

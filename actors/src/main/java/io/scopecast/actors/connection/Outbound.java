@@ -195,11 +195,12 @@ public final class Outbound {
   }
 
   /** One live durable event; {@code frame} is shared by every subscriber. */
-  public void deliver(String scope, String epoch, long offset, String frame, long publishedAt) {
+  /** @return false when this connection no longer follows the scope (unsubscribed or closing): the fanout forgets it */
+  public boolean deliver(String scope, String epoch, long offset, String frame, long publishedAt) {
     boolean wake = false;
     synchronized (this) {
       DeliveryCursor c = cursors.get(scope);
-      if (c == null || finishing) return;
+      if (c == null || finishing) return false;
       DeliveryCursor.Verdict v = c.live(epoch, offset);
       switch (v) {
         case DELIVER -> {
@@ -217,6 +218,7 @@ public final class Outbound {
       }
     }
     if (wake) wakeUp.invoke(Boolean.TRUE);
+    return true;
   }
 
   /** An ephemeral frame of a subscribed scope (client event or presence), from the fanout. */
