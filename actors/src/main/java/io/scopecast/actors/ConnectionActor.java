@@ -700,7 +700,9 @@ public final class ConnectionActor {
     if (sub == null || !sub.isAnswered()) return;
     switch (a.verdict()) {
       case GAP -> catchUp(sub, CatchUp.REPLAY);
-      case DELIVER -> catchUp(sub, CatchUp.BEHIND); // no room for a live event: read it from history later
+      case DELIVER -> { // no room for a live event: read it from history later (unless repositioned since)
+        if (outbound.fellBehind(sub.name)) catchUp(sub, CatchUp.BEHIND);
+      }
       case NEW_EPOCH -> failover(sub);
       case TOO_FAR_BEHIND -> {
         if (sub.catchUp == CatchUp.BEHIND) evict();

@@ -35,6 +35,8 @@ public final class DeliveryCursor {
   private boolean toldTooFar;
   /** The connection has positioned the cursor at least once: the scope's frames may reach the client. */
   private boolean positioned;
+  /** A live event found no room since the cursor was last positioned. */
+  private boolean behind;
   /** The newest live event seen, in {@link #seenEpoch} (null: none seen). */
   private String seenEpoch;
   private long seen;
@@ -77,6 +79,12 @@ public final class DeliveryCursor {
   /** The socket had no room for a live event: catch up from history instead of holding it. */
   public void fellBehind() {
     live = false;
+    behind = true;
+  }
+
+  /** A live event found no room since the cursor was last positioned (the client is slow, not replaying). */
+  public boolean hasFallenBehind() {
+    return behind;
   }
 
   /**
@@ -109,6 +117,7 @@ public final class DeliveryCursor {
     live = false;
     toldTooFar = false;
     positioned = true;
+    behind = false;
   }
 
   /** Stops live delivery until the connection decides (e.g. while it re-subscribes). */

@@ -262,6 +262,12 @@ public final class Outbound {
     return result;
   }
 
+  /** A live event of the scope found no room since the connection last positioned it. */
+  public synchronized boolean fellBehind(String scope) {
+    DeliveryCursor c = cursors.get(scope);
+    return c != null && c.hasFallenBehind();
+  }
+
   /** The newest live event the scope's cursor saw belongs to another epoch than the cursor's. */
   public synchronized boolean sawOtherEpoch(String scope) {
     DeliveryCursor c = cursors.get(scope);

@@ -95,10 +95,14 @@ class DeliveryCursorTest {
   @Test
   void aCursorThatFellBehindFurtherThanHistoryIsToldOnceUntilItMoves() {
     DeliveryCursor c = liveAt(10, 5);
+    assertFalse(c.hasFallenBehind());
     c.fellBehind(); // no room for 11
+    assertTrue(c.hasFallenBehind());
     assertEquals(List.of(HOLD, HOLD, HOLD, HOLD, HOLD, TOO_FAR_BEHIND, HOLD), feed(c, 11, 12, 13, 14, 15, 16, 17));
     assertTrue(c.replayed(11));
     assertEquals(List.of(HOLD, TOO_FAR_BEHIND), feed(c, 16, 18), "told again once it moved and fell behind further");
+    c.reposition("e1", 11);
+    assertFalse(c.hasFallenBehind(), "a replay from a new position is not a slow client");
   }
 
   @Test
