@@ -85,18 +85,24 @@ public final class ConnectionActor {
 
   // ---- from the node's fanout ----------------------------------------------------------------
 
-  /** The scope entity's answer to a subscribe, relayed by the fanout once the send buffer judges the scope's events. */
+  /** What a scope entity (possibly on another node) sends a connection, forwarded as it is by the node's fanout. */
+  public sealed interface FromScope extends Command, CborSerializable {}
+
+  /** The scope entity's answer to a subscribe, forwarded by the fanout once the send buffer judges the scope's events. */
   public record Subscribed(String scope, ActorRef<ScopeEntity.Command> entity, String epoch, long offset,
-      boolean recovered, long requestId) implements Command {}
+      boolean recovered, long requestId) implements FromScope {}
 
   /** The scope started a new epoch (after a Redis outage): continue from its position, after a resync frame. */
-  public record ScopeResync(String scope, String epoch, long offset, String reason) implements Command {}
+  public record ScopeResync(String scope, String epoch, long offset, String reason) implements FromScope {}
 
-  /** The user's status, from the user's own scope (shared by all their connections). */
-  public record UserStatus(String status, String text) implements Command {}
+  /**
+   * The user's status, from the user's own scope (shared by all their connections); {@code origin}
+   * is the connection whose status frame set it (null: none), which presence scopes do not tell.
+   */
+  public record UserStatus(String status, String text, ActorRef<Command> origin) implements FromScope {}
 
   /** Close this connection with a {@code disconnect} frame (kick, shutdown). */
-  public record Disconnect(int code, String reason, boolean reconnect) implements Command {
+  public record Disconnect(int code, String reason, boolean reconnect) implements FromScope {
     public static Disconnect goingAway() {
       return new Disconnect(CloseCode.GOING_AWAY.code, CloseCode.GOING_AWAY.reason, true);
     }
@@ -656,6 +662,8 @@ public final class ConnectionActor {
         : AnswerRules.reanswer(why, since, at.first(), at.second(), ack.epoch(), ack.offset(), ack.recovered());
     if (next instanceof AnswerRules.Resync r) resync(sub, r.epoch(), r.offset(), r.reason());
     else startDelivery(sub, (AnswerRules.StartAt) next);
+    // a new owner knows the members afresh (users only on a lost node are gone): §13.19's snapshot
+    if (why == Reason.FAILOVER && deps.settings().type(sub.scope.type()).presence()) queryPresence(null, sub.name);
   }
 
   private void replySubscribed(Subscription sub, Subscribed ack, boolean recovered) {
@@ -847,35 +855,41 @@ public final class ConnectionActor {
     }
   }
 
-  /** Asks the owner for the members; {@code id} null: an unsolicited snapshot after presence frames were shed (§13.21). */
+  /**
+   * Asks the owner for the members; {@code id} null: an unsolicited snapshot (§13.19 after an owner
+   * change, §13.21 after presence frames were shed). The owner sends the reply frame through this
+   * node's fanout, behind the presence frames it sent before, and confirms to the ask.
+   */
   private void queryPresence(JsonNode id, String scope) {
     Subscription sub = subs.get(scope);
     if (sub == null || sub.entity == null) return;
-    ctx.ask(ScopeEntity.PresenceMembers.class, sub.entity, deps.settings().api().timeout(), ScopeEntity.GetPresence::new,
+    String idJson = id == null ? null : id.toString();
+    ctx.ask(ScopeEntity.PresenceMembers.class, sub.entity, deps.settings().api().timeout(),
+        replyTo -> new ScopeEntity.GetPresence(replyTo, new ScopeEntity.PresenceReplyTo(ctx.getSelf(), deps.fanout(), idJson)),
         (members, err) -> new PresenceAnswer(id, scope, err == null ? members : null));
   }
 
   private void onPresenceAnswer(PresenceAnswer a) {
-    if (a.members() != null) {
-      sendInOrder(a.scope(), ServerFrames.presence(a.id(), a.scope(), a.members().members()));
-    } else if (a.id() != null) {
+    if (a.members() == null && a.id() != null) {
       send(ServerFrames.error(a.id(), ProtocolError.of(ErrorCode.UNAVAILABLE, "scope " + a.scope() + " did not answer, try again")));
     }
   }
 
   /** A status frame goes to the user's own scope, which tells every connection of the user (this one too). */
   private void onStatus(ClientFrame.Status s) {
-    deps.scopes().apply(ScopeId.user(claims.user()).toString()).tell(new ScopeEntity.SetUserStatus(s.status(), s.text()));
+    deps.scopes().apply(ScopeId.user(claims.user()).toString())
+        .tell(new ScopeEntity.SetUserStatus(s.status(), s.text(), ctx.getSelf()));
     send(ServerFrames.ack(s.id()));
   }
 
+  /** The user's status changed (through any of their connections): every presence scope of this connection hears it, with its origin. */
   private void onUserStatus(UserStatus u) {
     if (u.status().equals(status) && u.text().equals(statusText)) return;
     status = u.status();
     statusText = u.text();
     for (Subscription sub : subs.values()) {
       if (sub.state != Subscription.State.AUTHORIZING && deps.settings().type(sub.scope.type()).presence()) {
-        deps.scopes().apply(sub.name).tell(new ScopeEntity.UpdateStatus(ctx.getSelf(), status, statusText));
+        deps.scopes().apply(sub.name).tell(new ScopeEntity.UpdateStatus(ctx.getSelf(), status, statusText, u.origin()));
       }
     }
   }

@@ -38,9 +38,28 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
   /** Messages that come from scope entities, possibly on other nodes. */
   public sealed interface Remote extends Command, CborSerializable {}
 
-  /** Registers {@code conn} for {@code scope} and hands it the entity's answer to its subscribe. */
-  public record Attach(String scope, ActorRef<ConnectionActor.Command> conn, ActorRef<ScopeEntity.Command> entity,
-      String epoch, long offset, boolean recovered, long requestId) implements Remote {}
+  /** Registers {@code conn} for the scope and forwards it the entity's answer to its subscribe. */
+  public record Attach(ActorRef<ConnectionActor.Command> conn, ConnectionActor.Subscribed answer) implements Remote {
+    public String scope() {
+      return answer.scope();
+    }
+
+    public String epoch() {
+      return answer.epoch();
+    }
+
+    public long offset() {
+      return answer.offset();
+    }
+
+    public boolean recovered() {
+      return answer.recovered();
+    }
+
+    public long requestId() {
+      return answer.requestId();
+    }
+  }
 
   /** Unregisters {@code conn} from {@code scope} if {@code entity} (the incarnation that attached it) still holds it. */
   public record Detach(String scope, ActorRef<ConnectionActor.Command> conn, ActorRef<ScopeEntity.Command> entity)
@@ -58,18 +77,19 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
   /** A batch of presence frames for the local subscribers of a scope. */
   public record DeliverPresence(String scope, List<PresenceFrame> frames) implements Remote {}
 
+  /** A {@code presence} reply or snapshot for one connection, queued behind the scope's presence frames sent before it. */
+  public record PresenceReply(String scope, ActorRef<ConnectionActor.Command> conn, String frame) implements Remote {}
+
   /**
-   * The user's status changed (sent by the user's own {@code user:} scope): for its local
-   * subscribers, or only {@code only} when set.
+   * A message from the scope for its local subscribers (a resync, the user's status, a kick),
+   * forwarded as it is; to {@code only} when set.
    */
-  public record UserStatus(String scope, String status, String text, ActorRef<ConnectionActor.Command> only)
-      implements Remote {}
-
-  /** The scope starts over in a new epoch (after a Redis outage): its subscribers resync. */
-  public record Resync(String scope, String epoch, long offset, String reason) implements Remote {}
-
-  /** Closes the local subscribers of a scope (POST /api/disconnect goes to the user's own scope). */
-  public record DisconnectSubscribers(String scope, int code, String reason, boolean reconnect) implements Remote {}
+  public record ToSubscribers(String scope, ConnectionActor.FromScope message, ActorRef<ConnectionActor.Command> only)
+      implements Remote {
+    public ToSubscribers(String scope, ConnectionActor.FromScope message) {
+      this(scope, message, null);
+    }
+  }
 
   /** A connection of this node starts, with its send buffer: known until it stops. */
   public record Register(ActorRef<ConnectionActor.Command> conn, Outbound outbound) implements Command {}
@@ -127,12 +147,10 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
         .onMessage(Deliver.class, this::onDeliver)
         .onMessage(DeliverEphemeral.class, this::onDeliverEphemeral)
         .onMessage(DeliverPresence.class, this::onDeliverPresence)
-        .onMessage(UserStatus.class, this::onUserStatus)
-        .onMessage(Resync.class, r -> tellSubscribers(r.scope(),
-            new ConnectionActor.ScopeResync(r.scope(), r.epoch(), r.offset(), r.reason())))
+        .onMessage(PresenceReply.class, this::onPresenceReply)
+        .onMessage(ToSubscribers.class, this::onToSubscribers)
         .onMessage(Attach.class, this::onAttach)
         .onMessage(Detach.class, this::onDetach)
-        .onMessage(DisconnectSubscribers.class, this::onDisconnectSubscribers)
         .onMessage(Register.class, this::onRegister)
         .onMessage(ConnectionStopped.class, this::onConnectionStopped)
         .onMessage(DrainConnections.class, this::onDrain)
@@ -179,33 +197,35 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
     }
   }
 
-  private Behavior<Command> tellSubscribers(String scope, ConnectionActor.Command msg) {
-    Map<ActorRef<ConnectionActor.Command>, Registration> regs = subscribers.get(scope);
-    if (regs != null) regs.keySet().forEach(c -> c.tell(msg));
+  private Behavior<Command> onPresenceReply(PresenceReply r) {
+    Local local = connections.get(r.conn());
+    if (local != null) local.outbound().deliverPresenceReply(r.scope(), r.frame());
     return this;
   }
 
-  private Behavior<Command> onUserStatus(UserStatus u) {
-    ConnectionActor.UserStatus msg = new ConnectionActor.UserStatus(u.status(), u.text());
-    if (u.only() != null) {
-      u.only().tell(msg);
+  private Behavior<Command> onToSubscribers(ToSubscribers t) {
+    if (t.only() != null) {
+      t.only().tell(t.message());
       return this;
     }
-    return tellSubscribers(u.scope(), msg);
+    Map<ActorRef<ConnectionActor.Command>, Registration> regs = subscribers.get(t.scope());
+    if (regs != null) regs.keySet().forEach(c -> c.tell(t.message()));
+    return this;
   }
 
   /**
    * Registers the connection for the scope (its send buffer starts judging the scope's live events
-   * from the owner's position), then hands it the owner's answer: every event sequenced after the
-   * answer reaches the buffer after this.
+   * from the owner's position), then forwards it the owner's answer: every event sequenced after
+   * the answer reaches the buffer after this.
    */
   private Behavior<Command> onAttach(Attach a) {
     Local local = connections.get(a.conn());
     if (local == null) return this; // the connection is gone; its entity hears of it by its watch
     local.scopes().add(a.scope());
-    subscribers.computeIfAbsent(a.scope(), s -> new HashMap<>()).put(a.conn(), new Registration(local.outbound(), a.entity()));
+    subscribers.computeIfAbsent(a.scope(), s -> new HashMap<>())
+        .put(a.conn(), new Registration(local.outbound(), a.answer().entity()));
     local.outbound().attached(a.scope(), a.epoch(), a.offset(), historyLimit.apply(a.scope()));
-    a.conn().tell(new ConnectionActor.Subscribed(a.scope(), a.entity(), a.epoch(), a.offset(), a.recovered(), a.requestId()));
+    a.conn().tell(a.answer());
     return this;
   }
 
@@ -217,10 +237,6 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
     Local local = connections.get(d.conn());
     if (local != null) local.scopes().remove(d.scope());
     return this;
-  }
-
-  private Behavior<Command> onDisconnectSubscribers(DisconnectSubscribers d) {
-    return tellSubscribers(d.scope(), new ConnectionActor.Disconnect(d.code(), d.reason(), d.reconnect()));
   }
 
   private Behavior<Command> onRegister(Register r) {

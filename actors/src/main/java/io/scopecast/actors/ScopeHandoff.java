@@ -1,6 +1,6 @@
 package io.scopecast.actors;
 
-import io.scopecast.actors.history.HistoryEntry;
+import io.scopecast.actors.scope.ScopeStart;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -52,11 +52,8 @@ public final class ScopeHandoff extends AbstractBehavior<ScopeHandoff.Command> {
 
   public sealed interface Command {}
 
-  /** What survives a move of a scope. {@code id} tells copies of one hand-off apart. */
-  public record ScopeState(String id, String scope, String epoch, long offset, List<HistoryEntry> history,
-      List<IdempotencyKey> idempotencyKeys, boolean redisDirty) implements CborSerializable {}
-
-  public record IdempotencyKey(String key, String epoch, long offset, long at) {}
+  /** What survives a move of a scope: where its next owner starts. {@code id} tells copies of one hand-off apart. */
+  public record ScopeState(String id, String scope, ScopeStart.State start) implements CborSerializable {}
 
   /** From the local entity being handed off: send {@code state} to every node; answered when they hold it. */
   public record Give(ScopeState state, ActorRef<Given> replyTo) implements Command {}

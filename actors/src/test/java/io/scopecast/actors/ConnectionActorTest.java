@@ -56,9 +56,9 @@ class ConnectionActorTest {
   }
 
   private ScopeEntity.Published publish(String scope, int i) {
-    TestProbe<ScopeEntity.Published> p = testKit.createTestProbe();
+    TestProbe<ScopeEntity.PublishResult> p = testKit.createTestProbe();
     scopes.ref(scope).tell(new ScopeEntity.Publish("e", "{\"i\":" + i + "}", null, p.getRef()));
-    return p.receiveMessage();
+    return p.expectMessageClass(ScopeEntity.Published.class);
   }
 
   private static UserClaims claims(String user, String... workspaces) {
@@ -269,9 +269,9 @@ class ConnectionActorTest {
   }
 
   private ScopeEntity.Published publish(String scope, String payload) {
-    TestProbe<ScopeEntity.Published> p = testKit.createTestProbe();
+    TestProbe<ScopeEntity.PublishResult> p = testKit.createTestProbe();
     scopes.ref(scope).tell(new ScopeEntity.Publish("e", payload, null, p.getRef()));
-    return p.receiveMessage();
+    return p.expectMessageClass(ScopeEntity.Published.class);
   }
 
   @Test

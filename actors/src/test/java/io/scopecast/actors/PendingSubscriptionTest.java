@@ -83,7 +83,8 @@ class PendingSubscriptionTest {
   /** The owner's answer, as a scope entity gives it: through the node's fanout. */
   private void answer(SocketHarness c, String scope, ActorRef<ScopeEntity.Command> entity, String epoch, long offset,
       boolean recovered, ScopeEntity.Subscribe request) {
-    fanout.tell(new NodeFanout.Attach(scope, c.conn, entity, epoch, offset, recovered, request.requestId()));
+    fanout.tell(new NodeFanout.Attach(c.conn,
+        new ConnectionActor.Subscribed(scope, entity, epoch, offset, recovered, request.requestId())));
   }
 
   private void deliver(String scope, String epoch, long offset) {
@@ -231,7 +232,7 @@ class PendingSubscriptionTest {
     ScopeEntity.Subscribe userScope = subscribeAt(owner); // user:slow is asked first
     ScopeEntity.Subscribe workspace = subscribeAt(owner);
     answer(c, "workspace:w", incarnation(), "e1", 10, true, workspace);
-    fanout.tell(new NodeFanout.Resync("workspace:w", "e2", 0, "redis_outage")); // before connected
+    fanout.tell(new NodeFanout.ToSubscribers("workspace:w", new ConnectionActor.ScopeResync("workspace:w", "e2", 0, "redis_outage"))); // before connected
     answer(c, "user:slow", incarnation(), "u1", 0, true, userScope);
     expectConnected(c);
     JsonNode resync = c.expect("resync");

@@ -48,7 +48,7 @@ class RedisDurabilityTest {
 
   private final ManualClock clock = new ManualClock();
   private final ScopecastMetrics metrics = new ScopecastMetrics();
-  private final TestProbe<ScopeEntity.Published> published = testKit.createTestProbe();
+  private final TestProbe<ScopeEntity.PublishResult> published = testKit.createTestProbe();
   private ScopecastSettings settings;
   private RedisHistory store;
 
@@ -73,7 +73,7 @@ class RedisDurabilityTest {
 
   private ScopeEntity.Published publish(ActorRef<ScopeEntity.Command> e, String key) {
     e.tell(new ScopeEntity.Publish("e", "{}", key, published.getRef()));
-    return published.receiveMessage(Duration.ofSeconds(5));
+    return published.expectMessageClass(ScopeEntity.Published.class, Duration.ofSeconds(5));
   }
 
   private NodeFanout.Attach subscribe(ActorRef<ScopeEntity.Command> e, TestProbe<NodeFanout.Command> node, Position since) {
@@ -145,7 +145,8 @@ class RedisDurabilityTest {
     node.expectMessageClass(NodeFanout.Deliver.class, Duration.ofSeconds(5));
 
     redis.restart();
-    NodeFanout.Resync resync = node.expectMessageClass(NodeFanout.Resync.class, Duration.ofSeconds(20));
+    ConnectionActor.ScopeResync resync = (ConnectionActor.ScopeResync)
+        node.expectMessageClass(NodeFanout.ToSubscribers.class, Duration.ofSeconds(20)).message();
     assertNotEquals(epoch, resync.epoch());
     assertEquals(0, resync.offset());
     ScopeEntity.Published after = publish(e, null);

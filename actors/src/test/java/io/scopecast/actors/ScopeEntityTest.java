@@ -35,7 +35,7 @@ class ScopeEntityTest {
 
   private final ManualClock clock = new ManualClock();
   private final TestProbe<ClusterSharding.ShardCommand> shard = testKit.createTestProbe();
-  private final TestProbe<ScopeEntity.Published> published = testKit.createTestProbe();
+  private final TestProbe<ScopeEntity.PublishResult> published = testKit.createTestProbe();
 
   private ActorRef<ScopeEntity.Command> entity(String scope, Object... settings) {
     ScopecastSettings s = TestSettings.with(settings);
@@ -45,7 +45,7 @@ class ScopeEntityTest {
 
   private ScopeEntity.Published publish(ActorRef<ScopeEntity.Command> e, String event, String payload) {
     e.tell(new ScopeEntity.Publish(event, payload, null, published.getRef()));
-    return published.receiveMessage();
+    return published.expectMessageClass(ScopeEntity.Published.class);
   }
 
   private NodeFanout.Attach subscribe(ActorRef<ScopeEntity.Command> e, TestProbe<ConnectionActor.Command> conn,
@@ -209,11 +209,11 @@ class ScopeEntityTest {
     TestProbe<NodeFanout.Command> node = testKit.createTestProbe();
     subscribe(e, testKit.createTestProbe(), node, null);
     e.tell(new ScopeEntity.Publish("e", "1", "key-1", published.getRef()));
-    ScopeEntity.Published first = published.receiveMessage();
+    ScopeEntity.Published first = published.expectMessageClass(ScopeEntity.Published.class);
     node.expectMessageClass(NodeFanout.Deliver.class);
 
     e.tell(new ScopeEntity.Publish("e", "1", "key-1", published.getRef()));
-    ScopeEntity.Published again = published.receiveMessage();
+    ScopeEntity.Published again = published.expectMessageClass(ScopeEntity.Published.class);
     assertEquals(first.offset(), again.offset());
     assertEquals(first.epoch(), again.epoch());
     assertTrue(again.duplicate());
@@ -221,20 +221,20 @@ class ScopeEntityTest {
 
     clock.advance(Duration.ofMinutes(11));
     e.tell(new ScopeEntity.Publish("e", "1", "key-1", published.getRef()));
-    assertEquals(first.offset() + 1, published.receiveMessage().offset(), "after the 10 minute window the key is new");
+    assertEquals(first.offset() + 1, published.expectMessageClass(ScopeEntity.Published.class).offset(), "after the 10 minute window the key is new");
   }
 
   @Test
   void idempotencyKeysAreBoundedInNumber() {
     ActorRef<ScopeEntity.Command> e = entity("task:idem-bound", "scopecast.scope.idempotency-max-keys", 2);
     e.tell(new ScopeEntity.Publish("e", "1", "a", published.getRef()));
-    long a = published.receiveMessage().offset();
+    long a = published.expectMessageClass(ScopeEntity.Published.class).offset();
     e.tell(new ScopeEntity.Publish("e", "1", "b", published.getRef()));
-    published.receiveMessage();
+    published.expectMessageClass(ScopeEntity.Published.class);
     e.tell(new ScopeEntity.Publish("e", "1", "c", published.getRef()));
-    published.receiveMessage();
+    published.expectMessageClass(ScopeEntity.Published.class);
     e.tell(new ScopeEntity.Publish("e", "1", "a", published.getRef()));
-    assertNotEquals(a, published.receiveMessage().offset(), "the oldest key was forgotten");
+    assertNotEquals(a, published.expectMessageClass(ScopeEntity.Published.class).offset(), "the oldest key was forgotten");
   }
 
   @Test
@@ -273,8 +273,8 @@ class ScopeEntityTest {
     TestProbe<ScopeEntity.Kicked> kicked = testKit.createTestProbe();
     e.tell(new ScopeEntity.Kick(4003, "bye", false, kicked.getRef()));
     assertEquals(2, kicked.receiveMessage().connections());
-    assertEquals(4003, nodeA.expectMessageClass(NodeFanout.DisconnectSubscribers.class).code());
-    assertEquals(4003, nodeB.expectMessageClass(NodeFanout.DisconnectSubscribers.class).code());
+    assertEquals(4003, kick(nodeA).code());
+    assertEquals(4003, kick(nodeB).code());
   }
 
   @Test
@@ -305,6 +305,10 @@ class ScopeEntityTest {
         throw new AssertionError(e);
       }
     }).toList();
+  }
+
+  private static ConnectionActor.Disconnect kick(TestProbe<NodeFanout.Command> node) {
+    return (ConnectionActor.Disconnect) node.expectMessageClass(NodeFanout.ToSubscribers.class).message();
   }
 
   private NodeFanout.Attach subscribeAs(ActorRef<ScopeEntity.Command> e, TestProbe<ConnectionActor.Command> conn,
@@ -389,15 +393,15 @@ class ScopeEntityTest {
     TestProbe<ConnectionActor.Command> tab1 = testKit.createTestProbe();
     subscribeAs(e, tab1, node, "ann");
     e.tell(new ScopeEntity.SetUserStatus("busy", "meeting"));
-    NodeFanout.UserStatus all = node.expectMessageClass(NodeFanout.UserStatus.class);
-    assertEquals("busy", all.status());
+    NodeFanout.ToSubscribers all = node.expectMessageClass(NodeFanout.ToSubscribers.class);
+    assertEquals("busy", ((ConnectionActor.UserStatus) all.message()).status());
     assertEquals(null, all.only());
 
     TestProbe<ConnectionActor.Command> tab2 = testKit.createTestProbe();
     subscribeAs(e, tab2, node, "ann");
-    NodeFanout.UserStatus forNewTab = node.expectMessageClass(NodeFanout.UserStatus.class);
+    NodeFanout.ToSubscribers forNewTab = node.expectMessageClass(NodeFanout.ToSubscribers.class);
     assertEquals(tab2.getRef(), forNewTab.only());
-    assertEquals("meeting", forNewTab.text());
+    assertEquals("meeting", ((ConnectionActor.UserStatus) forNewTab.message()).text());
 
     tab1.stop();
     tab2.stop();

@@ -7,6 +7,7 @@ import io.scopecast.actors.ScopeHandoff;
 import io.scopecast.actors.auth.ClaimsAuthorizer;
 import io.scopecast.actors.auth.ScopeAuthorizer;
 import io.scopecast.actors.auth.TokenVerifier;
+import io.scopecast.actors.history.DurableHistory;
 import io.scopecast.actors.history.RedisHistory;
 import io.scopecast.actors.metrics.ScopecastMetrics;
 import io.scopecast.actors.protocol.ClientFrameDecoder;
@@ -79,10 +80,14 @@ public final class Guardian {
       ActorRef<NodeFanout.Command> fanout = ctx.spawn(NodeFanout.create(settings), "fanout");
       ActorRef<ScopeHandoff.Command> handoff = ctx.spawn(ScopeHandoff.create(), "scope-handoff");
 
-      RedisHistory durable = settings.redis().enabled() ? RedisHistory.connect(settings.redis(), metrics) : null;
-      if (durable != null) {
+      final DurableHistory durable;
+      if (!settings.redis().enabled()) {
+        durable = DurableHistory.memoryOnly();
+      } else {
+        RedisHistory redis = RedisHistory.connect(settings.redis(), metrics);
         CoordinatedShutdown.get(system).addTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate(), "scopecast-redis",
-            () -> CompletableFuture.runAsync(durable::close).thenApply(v -> Done.getInstance()));
+            () -> CompletableFuture.runAsync(redis::close).thenApply(v -> Done.getInstance()));
+        durable = redis;
       }
       ScopeEntity.initSharding(system, new ScopeEntity.Deps(settings, metrics, nodeId, Clock.systemUTC(), handoff, durable));
       ClusterSharding sharding = ClusterSharding.get(system);
@@ -90,7 +95,7 @@ public final class Guardian {
 
       ConnectionActor.Deps deps = new ConnectionActor.Deps(settings, metrics, nodeId, scopes::apply, fanout, tokens,
           authorizer, new ClientFrameDecoder(settings::knowsType));
-      HealthRoutes health = new HealthRoutes(system, nodeId, metrics, () -> durable == null ? "disabled" : durable.state());
+      HealthRoutes health = new HealthRoutes(system, nodeId, metrics, durable::state);
       Route[] demo = {};
       if (settings.demo()) {
         if (settings.auth().jwtSecret().isEmpty()) {

@@ -122,7 +122,7 @@ public final class ApiRoutes extends AllDirectives {
     if (!scope.ok()) return complete(JsonResponses.error(StatusCodes.BAD_REQUEST, scope.error()));
     String key = body.hasNonNull("idempotency_key") ? body.get("idempotency_key").asText() : null;
     return onComplete(publishTo(scope.scope(), body, key), r -> {
-      if (r.isFailure()) return complete(unavailable(scope.scope()));
+      if (r.isFailure()) return complete(unavailable(scope.scope(), r.failed().get()));
       ScopeEntity.Published p = r.get();
       return complete(JsonResponses.ok(Json.object(g -> {
         g.writeStringField("epoch", p.epoch());
@@ -150,7 +150,8 @@ public final class ApiRoutes extends AllDirectives {
         results.add(publishTo(scope.scope(), body, key).toCompletableFuture()
             .<Object>thenApply(p -> p)
             .exceptionally(e -> ProtocolError.of(io.scopecast.actors.protocol.ErrorCode.UNAVAILABLE,
-                "scope did not answer within " + timeout.toMillis() + " ms; retry")));
+                unwrap(e) instanceof PublishRefused refused ? refused.getMessage() + "; retry"
+                    : "scope did not answer within " + timeout.toMillis() + " ms; retry")));
       }
     }
     CompletableFuture<Void> all = CompletableFuture.allOf(results.toArray(CompletableFuture[]::new));
@@ -190,11 +191,23 @@ public final class ApiRoutes extends AllDirectives {
     return Optional.empty();
   }
 
+  /** Fails with {@link PublishRefused} when the scope refused it (it did not happen and may be retried). */
   private CompletionStage<ScopeEntity.Published> publishTo(ScopeId scope, JsonNode body, String key) {
     JsonNode payload = body.get("payload");
     String payloadJson = payload == null ? "null" : Json.write(payload);
     String event = body.get("event").asText();
-    return scopes.apply(scope.toString()).ask(replyTo -> new ScopeEntity.Publish(event, payloadJson, key, replyTo), timeout);
+    return scopes.apply(scope.toString())
+        .<ScopeEntity.PublishResult>ask(replyTo -> new ScopeEntity.Publish(event, payloadJson, key, replyTo), timeout)
+        .thenApply(r -> {
+          if (r instanceof ScopeEntity.Refused refused) throw new PublishRefused(refused.reason());
+          return (ScopeEntity.Published) r;
+        });
+  }
+
+  private static final class PublishRefused extends RuntimeException {
+    PublishRefused(String reason) {
+      super(reason, null, false, false);
+    }
   }
 
   // ---- history / scopes / presence -----------------------------------------------------------
@@ -313,9 +326,15 @@ public final class ApiRoutes extends AllDirectives {
   // ---- errors --------------------------------------------------------------------------------
 
   private HttpResponse unavailable(ScopeId scope) {
+    return unavailable(scope, null);
+  }
+
+  private HttpResponse unavailable(ScopeId scope, Throwable cause) {
     long retry = Math.max(1, timeout.toSeconds());
-    return JsonResponses.unavailable("scope " + scope + " did not answer within " + timeout.toMillis()
-            + " ms (its owner may be moving); retry with the same idempotency_key, which applies it at most once")
+    String why = cause != null && unwrap(cause) instanceof PublishRefused refused
+        ? "scope " + scope + ": " + refused.getMessage()
+        : "scope " + scope + " did not answer within " + timeout.toMillis() + " ms (its owner may be moving)";
+    return JsonResponses.unavailable(why + "; retry with the same idempotency_key, which applies it at most once")
         .addHeader(RawHeader.create("Retry-After", Long.toString(retry)));
   }
 

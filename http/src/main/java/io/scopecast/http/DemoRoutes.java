@@ -88,13 +88,13 @@ public final class DemoRoutes extends AllDirectives {
       g.writeStringField("user", claims.user());
       g.writeStringField("text", text.asText());
     });
-    CompletionStage<ScopeEntity.Published> p = scopes.apply("workspace:" + WORKSPACE)
+    CompletionStage<ScopeEntity.PublishResult> p = scopes.apply("workspace:" + WORKSPACE)
         .ask(replyTo -> new ScopeEntity.Publish("message", payload, null, replyTo), timeout);
-    return onComplete(p, r -> r.isFailure()
+    return onComplete(p, r -> r.isFailure() || !(r.get() instanceof ScopeEntity.Published published)
         ? complete(JsonResponses.unavailable("the demo workspace did not answer, try again"))
         : complete(JsonResponses.ok(Json.object(g -> {
-          g.writeStringField("epoch", r.get().epoch());
-          g.writeNumberField("offset", r.get().offset());
+          g.writeStringField("epoch", published.epoch());
+          g.writeNumberField("offset", published.offset());
         }))));
   }
 

@@ -232,6 +232,22 @@ public final class Outbound {
     if (wake) wakeUp.invoke(Boolean.TRUE);
   }
 
+  /**
+   * A {@code presence} reply or snapshot from the scope's owner, through the fanout, so that it is
+   * in order with the scope's presence frames (§13.19). If even an essential frame finds no room,
+   * the scope gets a snapshot once the buffer drains instead.
+   */
+  public void deliverPresenceReply(String scope, String frame) {
+    boolean wake;
+    synchronized (this) {
+      if (!cursors.containsKey(scope)) return; // unsubscribed meanwhile
+      Offer result = offerLocked(scope, frame, Kind.ESSENTIAL);
+      if (result == Offer.FULL) shedOne(scope, Kind.PRESENCE);
+      wake = result == Offer.ENQUEUED && wakeIfWaiting();
+    }
+    if (wake) wakeUp.invoke(Boolean.TRUE);
+  }
+
   // ---- positioning and replay, from the connection actor -------------------------------------
 
   /**

@@ -50,7 +50,13 @@ public final class ScopecastMetrics {
   public final Gauge redisUp = Gauge.builder().name("scopecast_redis_up")
       .help("1 when Redis is configured and reachable, else 0").register(registry);
   public final Counter redisErrors = Counter.builder().name("scopecast_redis_errors_total")
-      .help("Redis commands that failed or timed out").register(registry);
+      .help("Redis commands, probes and reconnects that failed or timed out").register(registry);
+  public final Counter redisUnwrittenEvents = Counter.builder().name("scopecast_redis_unwritten_events_total")
+      .help("Durable events kept in memory only: their Redis write failed, or was skipped while Redis was down")
+      .register(registry);
+  public final Counter startupOverflows = Counter.builder().name("scopecast_scope_start_overflows_total")
+      .help("Messages a starting scope could not hold (publishes answered unavailable, subscribes retried)")
+      .register(registry);
   public final Counter clientEvents = Counter.builder().name("scopecast_client_events_total")
       .help("Client events (§7) accepted and fanned out").register(registry);
   public final Counter rateLimited = Counter.builder().name("scopecast_rate_limited_total")
@@ -116,6 +122,7 @@ public final class ScopecastMetrics {
     m.put("presence_members", (long) presenceMembers.get());
     m.put("publish_to_send_count", publishToSend.collect().getDataPoints().stream().mapToLong(d -> d.getCount()).sum());
     m.put("redis_errors", (long) redisErrors.get());
+    m.put("redis_unwritten_events", (long) redisUnwrittenEvents.get());
     return m;
   }
 

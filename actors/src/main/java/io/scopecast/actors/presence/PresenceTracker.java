@@ -8,19 +8,26 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Who is present in one scope (§6): users with at least one subscribed connection, how many, and
- * their status. Changes are not announced one by one: {@link #flush()} compares what the scope's
- * connections were last told with the current members and yields one frame per user whose
- * visible state changed since (a join and a leave within one batch cancel out; several updates
- * become one). Above {@code maxDetailed} members a flush yields a single count frame instead, so
- * big scopes do not pay for an N² storm of per-user frames.
+ * Who is present in one scope (§6) and what its connections have been told (§13.19). Changes are
+ * collected until {@link #flush()}, which yields the frames for everything that happened since,
+ * per user in order: a leave for a user the connections were told about whose last connection
+ * went (even if the user came back within the batch, which then is a leave and a join), a join
+ * carrying the current status, or one update for several status changes. A user who joined and
+ * left within one batch was never announced and is left out. Above {@code maxDetailed} members a
+ * flush yields a single count frame instead, so big scopes do not pay for an N² storm of per-user
+ * frames.
  *
- * @param <C> what identifies the connection that caused a change (it does not get that frame)
+ * <p>A {@code presence} reply must agree with the frames: the owner flushes before it answers
+ * with {@link #members()}, so a user in a reply was announced, and a later leave is owed.
+ *
+ * @param <C> what identifies a connection: the one that caused a change does not get its frame
  */
 public final class PresenceTracker<C> {
 
-  /** A frame to send to the scope's connections except {@code except} (null: everyone). */
-  /** {@code leave}: a presence.leave, which a send buffer never sheds (§13.21). */
+  /**
+   * A frame to send to the scope's connections except {@code except} (null: everyone);
+   * {@code leave}: a presence.leave, which a send buffer never sheds (§13.21).
+   */
   public record Announcement<C>(String frame, C except, boolean leave) {}
 
   private static final class Member {
@@ -36,11 +43,20 @@ public final class PresenceTracker<C> {
 
   private record Seen(String status, String text) {}
 
+  /** What happened to one user since the last flush, and who caused it. */
+  private static final class Change<C> {
+    boolean left;
+    C joinedBy;
+    C leftBy;
+    C statusBy;
+  }
+
   private final String scope;
   private final int maxDetailed;
   private final Map<String, Member> members = new HashMap<>();
+  /** What the connections were told, as of the last flush. */
   private final Map<String, Seen> announced = new HashMap<>();
-  private final Map<String, C> changed = new LinkedHashMap<>();
+  private final Map<String, Change<C>> changes = new LinkedHashMap<>();
 
   public PresenceTracker(String scope, int maxDetailed) {
     this.scope = scope;
@@ -48,74 +64,83 @@ public final class PresenceTracker<C> {
   }
 
   /** A connection of {@code user} subscribed; true when the user was not present before. */
-  public boolean connectionAdded(String user, C cause, String status, String text) {
+  public boolean connectionAdded(String user, C conn, String status, String text) {
     Member m = members.get(user);
     if (m == null) {
       m = new Member(status == null ? "online" : status, text == null ? "" : text);
       members.put(user, m);
     }
-    m.connections++;
-    if (m.connections == 1) changed.put(user, cause);
-    return m.connections == 1;
-  }
-
-  /** A connection of {@code user} left; true when it was the user's last one. */
-  public boolean connectionRemoved(String user, C cause) {
-    Member m = members.get(user);
-    if (m == null) return false;
-    if (--m.connections > 0) return false;
-    members.remove(user);
-    changed.put(user, cause);
+    if (++m.connections > 1) return false;
+    change(user).joinedBy = conn;
     return true;
   }
 
-  /** The user's status changed; false when it is not present or nothing changed. */
-  public boolean statusChanged(String user, C cause, String status, String text) {
+  /** A connection of {@code user} left; true when it was the user's last one. */
+  public boolean connectionRemoved(String user, C conn) {
+    Member m = members.get(user);
+    if (m == null || --m.connections > 0) return false;
+    members.remove(user);
+    Change<C> c = change(user);
+    c.left = true;
+    c.leftBy = conn;
+    return true;
+  }
+
+  /** The user's status changed through {@code origin}'s status frame; false when absent or unchanged. */
+  public boolean statusChanged(String user, C origin, String status, String text) {
     Member m = members.get(user);
     if (m == null || (m.status.equals(status) && m.text.equals(text))) return false;
     m.status = status;
     m.text = text;
-    changed.put(user, cause);
+    change(user).statusBy = origin;
     return true;
   }
 
-  public boolean hasChanges() {
-    return !changed.isEmpty();
+  private Change<C> change(String user) {
+    return changes.computeIfAbsent(user, u -> new Change<>());
   }
 
-  /** What to announce since the last flush. */
+  public boolean hasChanges() {
+    return !changes.isEmpty();
+  }
+
+  /** The frames for every change since the last flush; afterwards the connections know the members as they are. */
   public List<Announcement<C>> flush() {
     List<Announcement<C>> out = new ArrayList<>();
-    if (changed.isEmpty()) return out;
+    if (changes.isEmpty()) return out;
+    boolean detailed = members.size() <= maxDetailed;
     int joined = 0;
     int left = 0;
-    for (Map.Entry<String, C> e : changed.entrySet()) {
+    for (Map.Entry<String, Change<C>> e : changes.entrySet()) {
       String user = e.getKey();
+      Change<C> c = e.getValue();
       Member now = members.get(user);
       Seen before = announced.get(user);
-      String frame = null;
-      boolean leave = false;
-      if (now != null && before == null) {
-        joined++;
-        frame = ServerFrames.presenceChange("presence.join", scope, user, now.status, now.text);
-      } else if (now == null && before != null) {
+      if (before != null && (now == null || c.left)) {
         left++;
-        frame = ServerFrames.presenceChange("presence.leave", scope, user, null, null);
-        leave = true;
-      } else if (now != null && (!now.status.equals(before.status()) || !now.text.equals(before.text()))) {
-        frame = ServerFrames.presenceChange("presence.update", scope, user, now.status, now.text);
+        if (detailed) out.add(new Announcement<>(ServerFrames.presenceChange("presence.leave", scope, user, null, null), c.leftBy, true));
+        before = null;
       }
-      if (now == null) announced.remove(user);
-      else announced.put(user, new Seen(now.status, now.text));
-      if (frame != null && members.size() <= maxDetailed) out.add(new Announcement<>(frame, e.getValue(), leave));
+      if (now == null) {
+        announced.remove(user);
+        continue;
+      }
+      if (before == null) {
+        joined++;
+        if (detailed) out.add(new Announcement<>(ServerFrames.presenceChange("presence.join", scope, user, now.status, now.text), c.joinedBy, false));
+      } else if (!now.status.equals(before.status()) || !now.text.equals(before.text())) {
+        if (detailed) out.add(new Announcement<>(ServerFrames.presenceChange("presence.update", scope, user, now.status, now.text), c.statusBy, false));
+      }
+      announced.put(user, new Seen(now.status, now.text));
     }
-    changed.clear();
-    if (members.size() > maxDetailed && (joined > 0 || left > 0)) {
+    changes.clear();
+    if (!detailed && (joined > 0 || left > 0)) {
       out.add(new Announcement<>(ServerFrames.presenceCount(scope, members.size(), joined, left), null, false));
     }
     return out;
   }
 
+  /** The members as they are now (flush first, so that they agree with what was announced). */
   public List<ServerFrames.Member> members() {
     List<ServerFrames.Member> out = new ArrayList<>(members.size());
     members.forEach((user, m) -> out.add(new ServerFrames.Member(user, m.connections, m.status, m.text)));

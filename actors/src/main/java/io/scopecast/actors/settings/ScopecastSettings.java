@@ -63,11 +63,12 @@ public record ScopecastSettings(
   /** One configured scope type: whether it tracks presence, its history bounds, its client events. */
   public record ScopeType(String name, boolean presence, int historySize, Duration historyTtl, List<String> clientEvents) {}
 
-  public record ScopeLifecycle(Duration passivateAfter, Duration idempotencyWindow, int idempotencyMaxKeys) {}
+  /** {@code startBuffer}: messages a scope holds while it starts (its previous state is being found). */
+  public record ScopeLifecycle(Duration passivateAfter, Duration idempotencyWindow, int idempotencyMaxKeys, int startBuffer) {}
 
   public record Api(Duration timeout, int historyDefaultLimit, int historyMaxLimit) {}
 
-  public record Redis(String url, Duration timeout, String keyPrefix, Duration metaTtl) {
+  public record Redis(String url, Duration timeout, String keyPrefix, Duration metaTtl, Duration probeInterval) {
     public boolean enabled() {
       return !url.isEmpty();
     }
@@ -143,14 +144,14 @@ public record ScopecastSettings(
 
     Config sc = c.getConfig("scope");
     ScopeLifecycle scope = new ScopeLifecycle(sc.getDuration("passivate-after"),
-        sc.getDuration("idempotency-window"), sc.getInt("idempotency-max-keys"));
+        sc.getDuration("idempotency-window"), sc.getInt("idempotency-max-keys"), sc.getInt("start-buffer"));
 
     Config ap = c.getConfig("api");
     Api api = new Api(ap.getDuration("timeout"), ap.getInt("history-default-limit"), ap.getInt("history-max-limit"));
 
     Config r = c.getConfig("redis");
     Redis redis = new Redis(r.getString("url").trim(), r.getDuration("timeout"), r.getString("key-prefix"),
-        r.getDuration("meta-ttl"));
+        r.getDuration("meta-ttl"), r.getDuration("probe-interval"));
 
     return new ScopecastSettings(nodeId, http, auth, connection, clientEvents, presence, Map.copyOf(types),
         scope, api, redis, c.getDuration("shutdown-timeout"), c.getDuration("drain-period"), c.getBoolean("demo.enabled"));

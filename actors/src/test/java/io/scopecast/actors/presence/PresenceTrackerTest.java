@@ -67,12 +67,41 @@ class PresenceTrackerTest {
   }
 
   @Test
-  void aReconnectWithinOneBatchIsNoLeaveAndNoJoin() {
+  void aReconnectWithinOneBatchIsALeaveAndAJoinForThoseWhoSawTheUser() {
     tracker.connectionAdded("ann", "a", null, null);
     tracker.flush();
     tracker.connectionRemoved("ann", "a");
-    tracker.connectionAdded("ann", "a2", null, null);
-    assertTrue(tracker.flush().isEmpty());
+    tracker.connectionAdded("ann", "a2", "away", "");
+    List<PresenceTracker.Announcement<String>> out = tracker.flush();
+    assertEquals(List.of("presence.leave:ann", "presence.join:ann"), types(out), "§13.19: no transition is cancelled");
+    assertTrue(out.get(0).leave());
+    assertEquals("a2", out.get(1).except());
+    assertEquals("away", parse(out.get(1).frame()).get("status").asText());
+  }
+
+  @Test
+  void joinUpdateAndLeaveInOneBatchAreALeaveForThoseWhoSawTheUserAndNothingForOthers() {
+    tracker.connectionAdded("ann", "a", null, null);
+    tracker.flush(); // ann was announced
+    tracker.connectionAdded("bob", "b", null, null);
+    tracker.statusChanged("bob", "b", "busy", "");
+    tracker.connectionRemoved("bob", "b");
+    tracker.statusChanged("ann", "a", "away", "");
+    tracker.connectionRemoved("ann", "a");
+    assertEquals(List.of("presence.leave:ann"), types(tracker.flush()),
+        "bob was never announced; ann was, so her leave is owed even though her update is moot");
+  }
+
+  @Test
+  void anUpdateSkipsTheConnectionWhoseStatusFrameCausedItNotTheUsersOtherTabs() {
+    tracker.connectionAdded("ann", "tab1", null, null);
+    tracker.connectionAdded("ann", "tab2", null, null);
+    tracker.flush();
+    tracker.statusChanged("ann", "tab2", "away", "lunch"); // tab2 sent the status frame
+    assertFalse(tracker.statusChanged("ann", "tab2", "away", "lunch"), "the same status from the other tab's echo is no change");
+    List<PresenceTracker.Announcement<String>> out = tracker.flush();
+    assertEquals(List.of("presence.update:ann"), types(out));
+    assertEquals("tab2", out.get(0).except(), "tab1 is told, tab2 is not");
   }
 
   @Test

@@ -109,8 +109,34 @@ public final class RedisServer implements AutoCloseable {
     process = null;
   }
 
+  /** Freezes it (SIGSTOP): connections stay open and nothing answers, like a hung server. */
+  public void pause() {
+    signal("STOP");
+  }
+
+  /** Thaws a {@link #pause()}d server (SIGCONT). */
+  public void resume() {
+    signal("CONT");
+  }
+
+  private void signal(String name) {
+    if (process == null) throw new IllegalStateException("redis-server is not running");
+    try {
+      Process kill = new ProcessBuilder("kill", "-" + name, Long.toString(process.pid())).inheritIO().start();
+      if (!kill.waitFor(10, TimeUnit.SECONDS) || kill.exitValue() != 0) {
+        throw new IllegalStateException("kill -" + name + " failed");
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
+  }
+
   @Override
   public void close() {
+    if (process != null) signal("CONT");
     kill();
   }
 }
