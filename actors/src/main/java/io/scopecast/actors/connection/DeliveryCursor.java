@@ -21,7 +21,11 @@ public final class DeliveryCursor {
     HOLD,
     /** Offsets are missing before it: read them from history (the cursor is no longer live). */
     GAP,
-    /** Another incarnation of the scope with another history: find out where we stand (re-subscribe). */
+    /**
+     * Another incarnation of the scope with another history: find out where we stand
+     * (re-subscribe). Answered once per epoch until the cursor is positioned again; the epoch's
+     * further events are {@link #HOLD held}, so an epoch costs the connection one message, not one per event.
+     */
     NEW_EPOCH,
     /** Further behind than the scope's history can supply (§13.20): the client is too slow. */
     TOO_FAR_BEHIND
@@ -40,6 +44,8 @@ public final class DeliveryCursor {
   /** The newest live event seen, in {@link #seenEpoch} (null: none seen). */
   private String seenEpoch;
   private long seen;
+  /** The other epoch {@link Verdict#NEW_EPOCH} was answered for since the cursor was last positioned (null: none). */
+  private String announcedEpoch;
 
   /**
    * @param historyLimit how many events the scope's history holds at most; a cursor further behind
@@ -58,6 +64,8 @@ public final class DeliveryCursor {
     }
     if (!eventEpoch.equals(epoch)) {
       live = false;
+      if (eventEpoch.equals(announcedEpoch)) return Verdict.HOLD;
+      announcedEpoch = eventEpoch;
       return Verdict.NEW_EPOCH;
     }
     if (offset <= delivered) return Verdict.DUPLICATE;
@@ -118,6 +126,7 @@ public final class DeliveryCursor {
     toldTooFar = false;
     positioned = true;
     behind = false;
+    announcedEpoch = null;
   }
 
   /** Stops live delivery until the connection decides (e.g. while it re-subscribes). */

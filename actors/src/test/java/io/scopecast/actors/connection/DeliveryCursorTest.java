@@ -82,6 +82,22 @@ class DeliveryCursorTest {
   }
 
   @Test
+  void aNewEpochIsAnnouncedOncePerEpochNotOncePerEvent() {
+    DeliveryCursor c = liveAt(3, 100);
+    List<Verdict> out = new ArrayList<>();
+    for (long o = 1; o <= 4; o++) out.add(c.live("e2", o));
+    assertEquals(List.of(NEW_EPOCH, HOLD, HOLD, HOLD), out, "one re-subscribe per new epoch, the rest waits for it");
+    assertEquals(HOLD, c.live("e1", 4), "the old epoch's stragglers wait too");
+    assertEquals(NEW_EPOCH, c.live("e3", 1), "yet another epoch is announced again");
+    assertEquals(HOLD, c.live("e3", 2));
+    c.reposition("e3", 0);
+    assertEquals(HOLD, c.live("e3", 3), "positioned in e3 but not live: read from history first");
+    assertTrue(c.replayed(1) && c.replayed(2) && c.replayed(3));
+    assertTrue(c.goLive(3));
+    assertEquals(NEW_EPOCH, c.live("e4", 1), "after a reposition the next epoch is announced");
+  }
+
+  @Test
   void goingLiveWaitsForTheOwnersOffset() {
     DeliveryCursor c = new DeliveryCursor("e1", 0, 100);
     c.reposition("e1", 2); // the client resumes from 2; the owner is at 5
