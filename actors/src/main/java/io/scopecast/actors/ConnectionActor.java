@@ -30,8 +30,10 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.function.Consumer;
 import java.util.function.Function;
+import java.util.random.RandomGenerator;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.PostStop;
@@ -142,7 +144,17 @@ public final class ConnectionActor {
       ActorRef<NodeFanout.Command> fanout,
       TokenVerifier tokens,
       ScopeAuthorizer authorizer,
-      ClientFrameDecoder decoder) {}
+      ClientFrameDecoder decoder,
+      RandomGenerator random) {
+
+    /** With the retry jitter drawn from {@link ThreadLocalRandom} (tests pass their own generator). */
+    public Deps(ScopecastSettings settings, ScopecastMetrics metrics, String nodeId,
+        Function<String, RecipientRef<ScopeEntity.Command>> scopes, ActorRef<NodeFanout.Command> fanout,
+        TokenVerifier tokens, ScopeAuthorizer authorizer, ClientFrameDecoder decoder) {
+      this(settings, metrics, nodeId, scopes, fanout, tokens, authorizer, decoder,
+          () -> ThreadLocalRandom.current().nextLong());
+    }
+  }
 
   /** A replay page stays well under Artery's frame size when it crosses nodes (JSON characters). */
   private static final long MAX_PAGE_CHARS = 256 * 1024;
@@ -608,7 +620,7 @@ public final class ConnectionActor {
   private void sendSubscribe(Subscription sub, long requestId) {
     deps.scopes().apply(sub.name).tell(new ScopeEntity.Subscribe(ctx.getSelf(), deps.fanout(), claims.user(),
         sub.since, requestId, status, statusText));
-    timers.startSingleTimer("sub:" + sub.name, new RetrySubscribe(sub.name), sub.nextRetry());
+    timers.startSingleTimer("sub:" + sub.name, new RetrySubscribe(sub.name), sub.nextRetry(deps.random()));
   }
 
   private void onRetry(RetrySubscribe r) {

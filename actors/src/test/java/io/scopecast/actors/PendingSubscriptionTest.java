@@ -14,6 +14,7 @@ import io.scopecast.actors.protocol.ClientFrameDecoder;
 import io.scopecast.actors.protocol.Position;
 import io.scopecast.actors.protocol.ServerFrames;
 import io.scopecast.actors.settings.ScopecastSettings;
+import io.scopecast.actors.testing.FixedRandom;
 import io.scopecast.actors.testing.SocketHarness;
 import io.scopecast.actors.testing.TestScopes;
 import io.scopecast.actors.testing.TestSettings;
@@ -59,7 +60,7 @@ class PendingSubscriptionTest {
     fanout = testKit.spawn(NodeFanout.create(s));
     TokenVerifier tokens = new TokenVerifier(s.auth().jwtSecret(), "", Duration.ofSeconds(30));
     deps = new ConnectionActor.Deps(s, metrics, "node-a", scope -> route(scope, scopes), fanout, tokens,
-        new ClaimsAuthorizer(tokens, null), new ClientFrameDecoder(s::knowsType));
+        new ClaimsAuthorizer(tokens, null), new ClientFrameDecoder(s::knowsType), FixedRandom.LOWEST);
   }
 
   private RecipientRef<ScopeEntity.Command> route(String scope, TestScopes scopes) {

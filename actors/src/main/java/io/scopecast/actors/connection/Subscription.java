@@ -7,6 +7,7 @@ import io.scopecast.actors.protocol.ScopeId;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.random.RandomGenerator;
 import org.apache.pekko.actor.typed.ActorRef;
 
 /**
@@ -24,9 +25,6 @@ public final class Subscription {
 
   /** Why a subscription reads history: a replay the client asked for (or a gap), or it fell behind live events. */
   public enum CatchUp { NONE, REPLAY, BEHIND }
-
-  private static final Duration FIRST_RETRY = Duration.ofMillis(250);
-  private static final Duration MAX_RETRY = Duration.ofSeconds(2);
 
   public final ScopeId scope;
   public final String name;
@@ -54,7 +52,7 @@ public final class Subscription {
   public Position since;
   /** Answers to requests numbered from here on are accepted; 0: nothing asked. */
   private long firstRequest;
-  private int attempts;
+  private final RetryBackoff backoff = RetryBackoff.standard();
 
   public Subscription(ScopeId scope) {
     this.scope = scope;
@@ -66,7 +64,7 @@ public final class Subscription {
     reason = why;
     since = from;
     firstRequest = requestId;
-    attempts = 0;
+    backoff.reset();
     if (state == State.AUTHORIZING) state = State.REQUESTING;
   }
 
@@ -84,11 +82,9 @@ public final class Subscription {
     firstRequest = 0;
   }
 
-  /** The delay before asking again: 250 ms doubling up to 2 s (§13.18: at most every 2 s after the first tries). */
-  public Duration nextRetry() {
-    long millis = Math.min(MAX_RETRY.toMillis(), FIRST_RETRY.toMillis() << Math.min(attempts, 4));
-    attempts++;
-    return Duration.ofMillis(millis);
+  /** The delay before asking again, jittered ({@link RetryBackoff}: 250 ms to 2 s). */
+  public Duration nextRetry(RandomGenerator random) {
+    return backoff.next(random);
   }
 
   public boolean isAnswered() {
