@@ -94,6 +94,12 @@ public final class ConnectionActor {
   public record Subscribed(String scope, ActorRef<ScopeEntity.Command> entity, String epoch, long offset,
       boolean recovered, long requestId) implements FromScope {}
 
+  /**
+   * The owner is starting and cannot hold the subscribe of request {@code requestId} yet: ask again
+   * after the next backoff delay (from now, not from the request).
+   */
+  public record SubscribeNotYet(String scope, long requestId) implements FromScope {}
+
   /** The scope started a new epoch (after a Redis outage): continue from its position, after a resync frame. */
   public record ScopeResync(String scope, String epoch, long offset, String reason) implements FromScope {}
 
@@ -304,6 +310,7 @@ public final class ConnectionActor {
     return b
         .onMessage(Subscribed.class, s -> then(() -> onSubscribed(s)))
         .onMessage(RetrySubscribe.class, r -> then(() -> onRetry(r)))
+        .onMessage(SubscribeNotYet.class, n -> then(() -> onNotYet(n)))
         .onMessage(EntityStopped.class, s -> then(() -> onEntityStopped(s)))
         .onMessage(UserStatus.class, u -> then(() -> onUserStatus(u)))
         .onMessage(Disconnect.class, d -> then(() -> close(d.code(), d.reason(), d.reconnect())))
@@ -626,6 +633,12 @@ public final class ConnectionActor {
   private void onRetry(RetrySubscribe r) {
     Subscription sub = subs.get(r.scope());
     if (sub != null && sub.isAsking()) sendSubscribe(sub, nextRequestId++);
+  }
+
+  private void onNotYet(SubscribeNotYet n) {
+    Subscription sub = subs.get(n.scope());
+    if (sub == null || !sub.accepts(n.requestId())) return;
+    timers.startSingleTimer("sub:" + sub.name, new RetrySubscribe(sub.name), sub.nextRetry(deps.random()));
   }
 
   private void onSubscribed(Subscribed ack) {

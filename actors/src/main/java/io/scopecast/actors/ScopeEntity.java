@@ -19,7 +19,9 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.PostStop;
@@ -213,22 +215,50 @@ public final class ScopeEntity {
       ctx.pipeToSelf(ScopeStart.find(scope.toString(), type.historySize(), deps.handoff(), deps.durable(),
               deps.settings().redis().timeout(), ctx.getSystem()),
           (state, err) -> new Started(err != null ? ScopeStart.State.fresh(deps.durable().enabled()) : state));
+      Map<ActorRef<ConnectionActor.Command>, Subscribe> subscribes = new LinkedHashMap<>();
       return Behaviors.receive(Command.class)
-          .onMessage(Started.class, st -> stash.unstashAll(new ScopeEntity(ctx, timers, scope, deps, shard, st.state()).serving))
+          .onMessage(Started.class, st -> {
+            ScopeEntity entity = new ScopeEntity(ctx, timers, scope, deps, shard, st.state());
+            subscribes.values().forEach(entity::onSubscribe);
+            return stash.unstashAll(entity.serving);
+          })
+          .onMessage(Subscribe.class, s -> holdSubscribe(scope.toString(), subscribes, capacity, s, deps.metrics()))
+          .onMessage(Unsubscribe.class, u -> {
+            subscribes.remove(u.conn()); // nobody is subscribed to a scope that has not started
+            return Behaviors.same();
+          })
           .onAnyMessage(m -> hold(stash, capacity, m, deps.metrics()))
           .build();
     })));
   }
 
   /**
-   * While starting, messages wait in a bounded buffer. Requests (publishes, subscribes, reads) may
-   * fill 80 % of it; beyond, a publish is refused (503, retried by the backend with its key), a
-   * subscribe is left to the connection, which asks again (§13.18), and reads time out as the
-   * asker's unavailable. The rest is kept for messages that must not be lost (unsubscribes,
+   * While starting, a scope holds one subscribe per connection, the newest (a connection that asks
+   * again replaces its earlier request rather than adding to a pile), for up to {@code capacity}
+   * connections; any further connection is answered {@link ConnectionActor.SubscribeNotYet} and
+   * asks again after its backoff. They are answered, before any held message, once the scope has
+   * started: every connection's subscribe precedes what the same connection sent after it.
+   */
+  private static Behavior<Command> holdSubscribe(String scopeName, Map<ActorRef<ConnectionActor.Command>, Subscribe> subscribes,
+      int capacity, Subscribe s, ScopecastMetrics metrics) {
+    if (subscribes.size() < capacity || subscribes.containsKey(s.conn())) {
+      subscribes.remove(s.conn()); // the newest request goes last
+      subscribes.put(s.conn(), s);
+    } else {
+      metrics.startupOverflows.inc();
+      s.conn().tell(new ConnectionActor.SubscribeNotYet(scopeName, s.requestId()));
+    }
+    return Behaviors.same();
+  }
+
+  /**
+   * While starting, messages other than subscribes wait in a bounded buffer. Requests (publishes,
+   * reads) may fill 80 % of it; beyond, a publish is refused (503, retried by the backend with its
+   * key) and reads time out as the asker's unavailable. The rest is kept for messages that must not be lost (unsubscribes,
    * status changes, hand-offs).
    */
   private static Behavior<Command> hold(StashBuffer<Command> stash, int capacity, Command m, ScopecastMetrics metrics) {
-    boolean request = m instanceof Publish || m instanceof Subscribe || m instanceof ClientPublish
+    boolean request = m instanceof Publish || m instanceof ClientPublish
         || m instanceof ReadHistory || m instanceof GetPresence || m instanceof GetInfo || m instanceof Kick;
     if (!stash.isFull() && !(request && stash.size() >= capacity * 4 / 5)) {
       stash.stash(m);

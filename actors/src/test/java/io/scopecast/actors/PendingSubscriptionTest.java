@@ -143,6 +143,22 @@ class PendingSubscriptionTest {
   }
 
   @Test
+  void anOwnerThatIsStartingSaysNotYetAndIsAskedAgainAfterAFullBackoffFromThen() {
+    SocketHarness c = connected("nia");
+    ScopeEntity.Subscribe first = subscribeAt(owner); // its retry is due 250 ms after it was sent
+    time.timePasses(Duration.ofMillis(200));
+    first.conn().tell(new ConnectionActor.SubscribeNotYet("workspace:w", first.requestId()));
+    time.expectNoMessageFor(Duration.ofMillis(200), owner); // not at 250 ms: 250 ms after the "not yet"
+    time.timePasses(Duration.ofMillis(50));
+    ScopeEntity.Subscribe again = subscribeAt(owner);
+    assertTrue(again.requestId() > first.requestId());
+
+    first.conn().tell(new ConnectionActor.SubscribeNotYet("workspace:w", first.requestId() - 1)); // not this question
+    answer(c, "workspace:w", incarnation(), "e1", 0, true, again);
+    expectConnected(c);
+  }
+
+  @Test
   void aSubscribeFrameIsAnsweredPendingThenSubscribedWhenTheOwnerAnswers() {
     SocketHarness c = connected("ben");
     answer(c, "workspace:w", incarnation(), "e1", 0, true, subscribeAt(owner));

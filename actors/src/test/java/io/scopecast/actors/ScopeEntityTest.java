@@ -411,4 +411,87 @@ class ScopeEntityTest {
     subscribeAs(e, tab3, node, "ann");
     node.expectNoMessage(Duration.ofMillis(200)); // back to online: nothing to tell
   }
+
+  /** What a connection heard, and which of the test's connections it was. */
+  private record Heard(int conn, ConnectionActor.Command message) {}
+
+  /** An entity whose start waits for the test to answer its hand-off question. */
+  private ActorRef<ScopeEntity.Command> startingEntity(String scope, TestProbe<ScopeHandoff.Command> handoff,
+      ScopecastMetrics metrics, Object... settings) {
+    ScopecastSettings s = TestSettings.with(settings);
+    return testKit.spawn(ScopeEntity.create(ScopeId.of(scope), new ScopeEntity.Deps(s, metrics, "node-a", clock,
+        handoff.getRef(), io.scopecast.actors.history.DurableHistory.memoryOnly()), shard.getRef()));
+  }
+
+  private static void nothingHandedOff(TestProbe<ScopeHandoff.Command> handoff) {
+    handoff.expectMessageClass(ScopeHandoff.Take.class).replyTo().tell(new ScopeHandoff.Taken(null, false));
+  }
+
+  /**
+   * Issue 20's storm: thousands of connections that lost their owner ask the next one, which starts
+   * late, again and again. It holds one request per connection up to its buffer, tells the rest
+   * "not yet", never stops, and subscribes everyone once they ask again.
+   */
+  @Test
+  void aStartingScopeHoldsOneSubscribePerConnectionAndTellsTheRestNotYet() {
+    int connections = 3000;
+    int buffer = 100;
+    ScopecastMetrics metrics = new ScopecastMetrics();
+    TestProbe<ScopeHandoff.Command> handoff = testKit.createTestProbe();
+    ActorRef<ScopeEntity.Command> e = startingEntity("task:storm", handoff, metrics,
+        "scopecast.scope.start-buffer", buffer);
+    TestProbe<Heard> heard = testKit.createTestProbe();
+    TestProbe<NodeFanout.Command> node = testKit.createTestProbe();
+    List<ActorRef<ConnectionActor.Command>> conns = java.util.stream.IntStream.range(0, connections)
+        .mapToObj(i -> testKit.spawn(org.apache.pekko.actor.typed.javadsl.Behaviors.<ConnectionActor.Command>receiveMessage(m -> {
+          heard.getRef().tell(new Heard(i, m));
+          return org.apache.pekko.actor.typed.javadsl.Behaviors.same();
+        }))).toList();
+    java.util.Map<ActorRef<ConnectionActor.Command>, Integer> index = new java.util.HashMap<>();
+    for (int i = 0; i < connections; i++) index.put(conns.get(i), i);
+
+    for (int round = 1; round <= 3; round++) { // every connection asks three times while the owner starts
+      for (ActorRef<ConnectionActor.Command> c : conns) e.tell(new ScopeEntity.Subscribe(c, node.getRef(), "u", null, round));
+    }
+    List<Heard> notYet = heard.receiveSeveralMessages(3 * (connections - buffer), Duration.ofSeconds(10));
+    assertTrue(notYet.stream().allMatch(h -> h.message() instanceof ConnectionActor.SubscribeNotYet n
+        && n.scope().equals("task:storm") && index.get(conns.get(h.conn())) >= buffer), "only those beyond the buffer");
+    assertEquals(3.0 * (connections - buffer), metrics.startupOverflows.get());
+
+    nothingHandedOff(handoff); // the owner starts, late
+    List<NodeFanout.Command> attached = node.receiveSeveralMessages(buffer, Duration.ofSeconds(10));
+    java.util.Set<Integer> first = new java.util.HashSet<>();
+    for (NodeFanout.Command m : attached) {
+      NodeFanout.Attach a = (NodeFanout.Attach) m;
+      assertEquals(3, a.requestId(), "each held connection is answered once, for its newest request");
+      first.add(index.get(a.conn()));
+    }
+    assertEquals(buffer, first.size());
+    node.expectNoMessage(Duration.ofMillis(200));
+
+    for (int i = buffer; i < connections; i++) e.tell(new ScopeEntity.Subscribe(conns.get(i), node.getRef(), "u", null, 4));
+    assertEquals(connections - buffer, node.receiveSeveralMessages(connections - buffer, Duration.ofSeconds(10)).size());
+    TestProbe<ScopeEntity.Info> info = testKit.createTestProbe();
+    e.tell(new ScopeEntity.GetInfo(info.getRef()));
+    assertEquals(connections, info.receiveMessage().subscribers(), "everyone subscribed, the entity alive");
+  }
+
+  @Test
+  void anUnsubscribeWhileTheScopeStartsCancelsTheHeldSubscribe() {
+    TestProbe<ScopeHandoff.Command> handoff = testKit.createTestProbe();
+    ActorRef<ScopeEntity.Command> e = startingEntity("task:undo", handoff, new ScopecastMetrics());
+    TestProbe<NodeFanout.Command> node = testKit.createTestProbe();
+    TestProbe<ConnectionActor.Command> gone = testKit.createTestProbe();
+    TestProbe<ConnectionActor.Command> back = testKit.createTestProbe();
+    e.tell(new ScopeEntity.Subscribe(gone.getRef(), node.getRef(), "u1", null, 1));
+    e.tell(new ScopeEntity.Unsubscribe(gone.getRef()));
+    e.tell(new ScopeEntity.Unsubscribe(back.getRef())); // an unsubscribe, then a subscribe again
+    e.tell(new ScopeEntity.Subscribe(back.getRef(), node.getRef(), "u2", null, 2));
+    nothingHandedOff(handoff);
+    assertEquals(back.getRef(), node.expectMessageClass(NodeFanout.Attach.class).conn());
+    node.expectNoMessage(Duration.ofMillis(200));
+    TestProbe<ScopeEntity.Info> info = testKit.createTestProbe();
+    e.tell(new ScopeEntity.GetInfo(info.getRef()));
+    assertEquals(1, info.receiveMessage().subscribers());
+  }
 }
