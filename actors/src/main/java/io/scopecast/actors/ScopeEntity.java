@@ -11,6 +11,7 @@ import io.scopecast.actors.protocol.Json;
 import io.scopecast.actors.protocol.Position;
 import io.scopecast.actors.protocol.ScopeId;
 import io.scopecast.actors.protocol.ServerFrames;
+import io.scopecast.actors.protocol.Utf8;
 import io.scopecast.actors.scope.ScopeStart;
 import io.scopecast.actors.scope.Sequencer;
 import io.scopecast.actors.scope.Subscribers;
@@ -276,8 +277,11 @@ public final class ScopeEntity {
   private static final Duration HANDOFF_WITHIN = Duration.ofSeconds(10);
   private static final Duration REDIS_CHECK_EVERY = Duration.ofSeconds(1);
 
-  /** A publish waiting for the next write, since {@code at} (ms). */
-  private record Waiting(Publish publish, long at) {}
+  /** A publish waiting for the next write, since {@code at} (ms); {@code bytes}: what it counts against the queue's bound. */
+  private record Waiting(Publish publish, long at, long bytes) {}
+
+  /** What a queued publish costs beyond its payload and event name. */
+  private static final long QUEUED_OVERHEAD_BYTES = 64;
 
   private final ActorContext<Command> ctx;
   private final TimerScheduler<Command> timers;
@@ -297,6 +301,7 @@ public final class ScopeEntity {
   /** The durable history may miss events of the current epoch: a new epoch starts there before the next write. */
   private boolean durableBehind;
   private final ArrayDeque<Waiting> queued = new ArrayDeque<>();
+  private long queuedBytes;
   /** The batch being written (null while a new epoch is written, or nothing is). */
   private List<Sequencer.Sequenced> inFlight;
   /** The epoch being started by the write in flight (null: none). */
@@ -426,7 +431,15 @@ public final class ScopeEntity {
         return false;
       }
     }
-    queued.add(new Waiting(p, now));
+    long bytes = Utf8.encodedLength(p.payload()) + Utf8.encodedLength(p.event()) + QUEUED_OVERHEAD_BYTES;
+    if (!queued.isEmpty() && queuedBytes + bytes > deps.settings().scope().writeQueueBytes()) {
+      deps.metrics().writeQueueRefusals.inc();
+      p.replyTo().tell(new Refused("the scope has " + queuedBytes + " bytes of publishes waiting for its durable write"
+          + " (scopecast.scope.write-queue-bytes), try again"));
+      return false;
+    }
+    queued.add(new Waiting(p, now, bytes));
+    queuedBytes += bytes;
     return true;
   }
 
@@ -440,6 +453,7 @@ public final class ScopeEntity {
     long oldest = queued.isEmpty() ? now : queued.peekFirst().at();
     List<Sequencer.Sequenced> batch = new ArrayList<>(queued.size());
     for (Waiting w; (w = queued.poll()) != null; ) {
+      queuedBytes -= w.bytes();
       Publish p = w.publish();
       IdempotencyRecord seen = sequencer.remembered(p.idempotencyKey());
       if (seen != null) { // the same key twice in one batch

@@ -494,4 +494,63 @@ class ScopeEntityTest {
     e.tell(new ScopeEntity.GetInfo(info.getRef()));
     assertEquals(1, info.receiveMessage().subscribers());
   }
+
+  /** A durable history that is up and whose appends complete only when the test says so. */
+  private static final class HeldWrites implements io.scopecast.actors.history.DurableHistory {
+    final java.util.concurrent.BlockingQueue<java.util.concurrent.CompletableFuture<Void>> appends =
+        new java.util.concurrent.LinkedBlockingQueue<>();
+
+    @Override public boolean enabled() { return true; }
+    @Override public boolean isUp() { return true; }
+    @Override public String state() { return "up"; }
+    @Override public java.util.concurrent.CompletionStage<Loaded> load(String scope, int maxEntries) {
+      return java.util.concurrent.CompletableFuture.completedFuture(Loaded.NOTHING);
+    }
+    @Override public java.util.concurrent.CompletionStage<Void> append(String scope, String epoch, List<Append> batch,
+        int maxLen, Duration ttl) {
+      java.util.concurrent.CompletableFuture<Void> f = new java.util.concurrent.CompletableFuture<>();
+      appends.add(f);
+      return f;
+    }
+    @Override public java.util.concurrent.CompletionStage<Void> startEpoch(String scope, String epoch) {
+      return java.util.concurrent.CompletableFuture.completedFuture(null);
+    }
+    @Override public java.util.concurrent.CompletionStage<List<HistoryEntry>> read(String scope, long after, int limit) {
+      return java.util.concurrent.CompletableFuture.completedFuture(List.of());
+    }
+    @Override public void forgetKeys(String scope, List<String> keys) {}
+    @Override public void writeFailed() {}
+    @Override public void notWritten(int events) {}
+
+    java.util.concurrent.CompletableFuture<Void> nextAppend() throws InterruptedException {
+      return java.util.Objects.requireNonNull(appends.poll(5, java.util.concurrent.TimeUnit.SECONDS), "no append");
+    }
+  }
+
+  @Test
+  void publishesWaitingForADurableWriteAreBoundedInBytesAndThoseBeyondAreRefused() throws InterruptedException {
+    HeldWrites redis = new HeldWrites();
+    ScopecastMetrics metrics = new ScopecastMetrics();
+    ScopecastSettings s = TestSettings.with("scopecast.scope.write-queue-bytes", "1KiB", "scopecast.redis.timeout", "1m");
+    ActorRef<ScopeEntity.Command> e = testKit.spawn(ScopeEntity.create(ScopeId.of("task:queue"),
+        new ScopeEntity.Deps(s, metrics, "node-a", clock, null, redis), shard.getRef()));
+    String payload = "\"" + "€".repeat(100) + "\""; // 302 bytes in UTF-8, 102 characters
+    e.tell(new ScopeEntity.Publish("e", payload, null, published.getRef()));
+    java.util.concurrent.CompletableFuture<Void> first = redis.nextAppend(); // in flight: the rest waits
+    for (int i = 0; i < 5; i++) e.tell(new ScopeEntity.Publish("e", payload, null, published.getRef()));
+    // 3 x (302 + 1 + 64) = 1101 > 1024: two wait, three are refused at once, as bytes (not characters) count
+    for (int i = 0; i < 3; i++) {
+      ScopeEntity.Refused r = published.expectMessageClass(ScopeEntity.Refused.class);
+      assertTrue(r.reason().contains("write-queue-bytes"), r.reason());
+    }
+    assertEquals(3.0, metrics.writeQueueRefusals.get());
+    first.complete(null);
+    assertEquals(1, published.expectMessageClass(ScopeEntity.Published.class).offset());
+    redis.nextAppend().complete(null); // the two that waited, in one write
+    assertEquals(2, published.expectMessageClass(ScopeEntity.Published.class).offset());
+    assertEquals(3, published.expectMessageClass(ScopeEntity.Published.class).offset());
+    e.tell(new ScopeEntity.Publish("e", payload, null, published.getRef()));
+    redis.nextAppend().complete(null);
+    assertEquals(4, published.expectMessageClass(ScopeEntity.Published.class).offset(), "room again once written");
+  }
 }

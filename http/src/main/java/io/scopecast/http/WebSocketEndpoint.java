@@ -5,6 +5,7 @@ import io.scopecast.actors.auth.InvalidTokenException;
 import io.scopecast.actors.auth.UserClaims;
 import io.scopecast.actors.connection.Outbound;
 import io.scopecast.actors.protocol.ScopeId;
+import io.scopecast.actors.protocol.Utf8;
 import io.scopecast.actors.settings.ScopecastSettings;
 import java.time.Duration;
 import java.util.Optional;
@@ -121,7 +122,7 @@ public final class WebSocketEndpoint extends AllDirectives {
       return CompletableFuture.completedFuture(fits(s, maxFrameBytes) ? new ConnectionActor.Text(s) : ConnectionActor.TooLarge.INSTANCE);
     }
     return text.getStreamedText()
-        .limitWeighted(maxFrameBytes, WebSocketEndpoint::utf8Length)
+        .limitWeighted(maxFrameBytes, Utf8::encodedLength)
         .completionTimeout(FRAME_COLLECT_TIMEOUT)
         .runFold(new StringBuilder(), StringBuilder::append, materializer)
         .<ConnectionActor.Incoming>thenApply(sb -> new ConnectionActor.Text(sb.toString()))
@@ -137,21 +138,7 @@ public final class WebSocketEndpoint extends AllDirectives {
   }
 
   static boolean fits(String s, int maxBytes) {
-    return s.length() * 3L <= maxBytes || utf8Length(s) <= maxBytes;
-  }
-
-  static long utf8Length(String s) {
-    long n = 0;
-    for (int i = 0; i < s.length(); i++) {
-      char c = s.charAt(i);
-      if (c < 0x80) n += 1;
-      else if (c < 0x800) n += 2;
-      else if (Character.isHighSurrogate(c)) {
-        n += 4;
-        i++;
-      } else n += 3;
-    }
-    return n;
+    return s.length() * 3L <= maxBytes || Utf8.encodedLength(s) <= maxBytes;
   }
 
   private static Optional<String> bearerToken(HttpRequest request) {

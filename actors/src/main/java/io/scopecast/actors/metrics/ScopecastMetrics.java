@@ -57,6 +57,9 @@ public final class ScopecastMetrics {
   public final Counter startupOverflows = Counter.builder().name("scopecast_scope_start_overflows_total")
       .help("Messages a starting scope could not hold (publishes answered unavailable, subscribes retried)")
       .register(registry);
+  public final Counter writeQueueRefusals = Counter.builder().name("scopecast_scope_write_queue_refusals_total")
+      .help("Publishes answered unavailable because the scope's queue behind its durable write was full")
+      .register(registry);
   public final Counter clientEvents = Counter.builder().name("scopecast_client_events_total")
       .help("Client events (§7) accepted and fanned out").register(registry);
   public final Counter rateLimited = Counter.builder().name("scopecast_rate_limited_total")

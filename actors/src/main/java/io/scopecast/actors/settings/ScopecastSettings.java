@@ -63,8 +63,12 @@ public record ScopecastSettings(
   /** One configured scope type: whether it tracks presence, its history bounds, its client events. */
   public record ScopeType(String name, boolean presence, int historySize, Duration historyTtl, List<String> clientEvents) {}
 
-  /** {@code startBuffer}: messages a scope holds while it starts (its previous state is being found). */
-  public record ScopeLifecycle(Duration passivateAfter, Duration idempotencyWindow, int idempotencyMaxKeys, int startBuffer) {}
+  /**
+   * {@code startBuffer}: messages a scope holds while it starts (its previous state is being found);
+   * {@code writeQueueBytes}: publishes (in UTF-8 bytes) that may wait while a durable write is in flight.
+   */
+  public record ScopeLifecycle(Duration passivateAfter, Duration idempotencyWindow, int idempotencyMaxKeys, int startBuffer,
+      long writeQueueBytes) {}
 
   public record Api(Duration timeout, int historyDefaultLimit, int historyMaxLimit) {}
 
@@ -144,7 +148,8 @@ public record ScopecastSettings(
 
     Config sc = c.getConfig("scope");
     ScopeLifecycle scope = new ScopeLifecycle(sc.getDuration("passivate-after"),
-        sc.getDuration("idempotency-window"), sc.getInt("idempotency-max-keys"), sc.getInt("start-buffer"));
+        sc.getDuration("idempotency-window"), sc.getInt("idempotency-max-keys"), sc.getInt("start-buffer"),
+        sc.getBytes("write-queue-bytes"));
 
     Config ap = c.getConfig("api");
     Api api = new Api(ap.getDuration("timeout"), ap.getInt("history-default-limit"), ap.getInt("history-max-limit"));
