@@ -675,13 +675,14 @@ public final class ConnectionActor {
       }
       outbound.hold(); // positioned before the client sees subscribed; its events follow subscribed
       startDelivery(sub, start);
-      replySubscribed(sub, ack, recovered);
+      replySubscribed(sub, ack, recovered, false);
       outbound.release();
       return;
     }
-    replySubscribed(sub, ack, recovered);
-    outbound.pause(sub.name); // live events wait while the position is read and set again
-    Pair<String, Long> at = outbound.position(sub.name);
+    // live events wait while the reply is queued and the position set again; the reply follows
+    // what is queued of the scope, so everything after it agrees with it (§5)
+    Pair<String, Long> at = outbound.pause(sub.name);
+    replySubscribed(sub, ack, recovered, true);
     AnswerRules.Next next = at == null
         ? AnswerRules.firstAnswer(since, ack.epoch(), ack.offset(), ack.recovered())
         : AnswerRules.reanswer(why, since, at.first(), at.second(), ack.epoch(), ack.offset(), ack.recovered());
@@ -691,19 +692,27 @@ public final class ConnectionActor {
     if (why == Reason.FAILOVER && deps.settings().type(sub.scope.type()).presence()) queryPresence(null, sub.name);
   }
 
-  private void replySubscribed(Subscription sub, Subscribed ack, boolean recovered) {
+  /**
+   * @param inOrder behind the scope's queued frames (a re-answer: the client may hold events of the
+   *     old position still to be written), else on the control lane (the first answer, while the
+   *     scope's events are held behind it)
+   */
+  private void replySubscribed(Subscription sub, Subscribed ack, boolean recovered, boolean inOrder) {
     if (sub.toldPending && sub.replyIds.isEmpty()) sub.replyIds.add(null); // unsolicited (§13.18)
     sub.toldPending = false;
-    for (JsonNode id : sub.replyIds) send(ServerFrames.subscribed(id, sub.name, ack.epoch(), ack.offset(), recovered));
+    for (JsonNode id : sub.replyIds) {
+      String frame = ServerFrames.subscribed(id, sub.name, ack.epoch(), ack.offset(), recovered);
+      if (inOrder) sendInOrder(sub.name, frame);
+      else send(frame);
+    }
     sub.replyIds.clear();
   }
 
   /** The owner is gone or changed: ask again from what was delivered (unless a question is out already). */
   private void failover(Subscription sub) {
-    outbound.pause(sub.name);
+    Pair<String, Long> at = outbound.pause(sub.name);
     cancelCatchUp(sub);
     if (sub.isAsking()) return;
-    Pair<String, Long> at = outbound.position(sub.name);
     ask(sub, Reason.FAILOVER, at == null ? sub.since : new Position(at.first(), at.second()));
   }
 
@@ -736,7 +745,9 @@ public final class ConnectionActor {
       case DELIVER -> { // no room for a live event: read it from history later (unless repositioned since)
         if (outbound.fellBehind(sub.name)) catchUp(sub, CatchUp.BEHIND);
       }
-      case NEW_EPOCH -> failover(sub);
+      case NEW_EPOCH -> { // unless the cursor has been moved into that epoch since (a resync or an answer)
+        if (outbound.sawOtherEpoch(sub.name)) failover(sub);
+      }
       case TOO_FAR_BEHIND -> {
         if (sub.catchUp == CatchUp.BEHIND) evict();
       }

@@ -158,6 +158,52 @@ class PendingSubscriptionTest {
     expectConnected(c);
   }
 
+  /** A client that reads nothing until asked to, connected with workspace:w answered at e1/0. */
+  private SocketHarness slowConnected(String user) {
+    SocketHarness c = SocketHarness.slow(testKit, deps, new UserClaims(user, Set.of("w")));
+    c.sendNoAck("{\"type\":\"connect\",\"workspace\":\"w\"}");
+    answer(c, "workspace:w", incarnation(), "e1", 0, true, subscribeAt(owner)); // user: is a real scope here
+    expectConnected(c);
+    return c;
+  }
+
+  /** The next {@code n} frames of the socket, as "type" or "event N". */
+  private static List<String> next(SocketHarness c, int n) {
+    List<String> out = new java.util.ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      JsonNode f = c.nextFrame(Duration.ofSeconds(5));
+      String type = f.get("type").asText();
+      out.add(type.equals("event") ? "event " + f.get("offset").asLong()
+          : type.equals("subscribed") || type.equals("resync") ? type + " " + f.get("epoch").asText() + "/" + f.get("offset").asLong()
+          : type);
+    }
+    return out;
+  }
+
+  /** Issue 20, defect 2: a re-answer in a new epoch reached the client before the old epoch's queued events. */
+  @Test
+  void aReanswerInANewEpochFollowsTheEventsQueuedBeforeIt() {
+    SocketHarness c = slowConnected("ora");
+    for (long o = 1; o <= 3; o++) deliver("workspace:w", "e1", o); // queued: the client reads nothing yet
+    c.send("{\"type\":\"subscribe\",\"id\":4,\"scope\":\"workspace:w\",\"since\":{\"epoch\":\"e1\",\"offset\":3}}");
+    answer(c, "workspace:w", incarnation(), "e2", 5, false, subscribeAt(owner));
+    assertEquals(List.of("event 1", "event 2", "event 3", "subscribed e2/5", "resync e2/5"), next(c, 5));
+    deliver("workspace:w", "e2", 6);
+    assertEquals(List.of("event 6"), next(c, 1));
+  }
+
+  /** Issue 20, defect 2: told recovered:false at the owner's offset, the client got older offsets after it. */
+  @Test
+  void aReanswerThatCannotRecoverContinuesFromTheOffsetItTellsTheClient() {
+    SocketHarness c = slowConnected("pia");
+    for (long o = 1; o <= 2; o++) deliver("workspace:w", "e1", o);
+    c.send("{\"type\":\"subscribe\",\"id\":5,\"scope\":\"workspace:w\",\"since\":{\"epoch\":\"e1\",\"offset\":8}}");
+    answer(c, "workspace:w", incarnation(), "e1", 9, false, subscribeAt(owner));
+    assertEquals(List.of("event 1", "event 2", "subscribed e1/9"), next(c, 3));
+    deliver("workspace:w", "e1", 10);
+    assertEquals(List.of("event 10"), next(c, 1), "not 3..9: the client was told it continues from 9");
+  }
+
   @Test
   void aSubscribeFrameIsAnsweredPendingThenSubscribedWhenTheOwnerAnswers() {
     SocketHarness c = connected("ben");

@@ -36,7 +36,9 @@ public final class AnswerRules {
   }
 
   /**
-   * The owner answered again (a re-subscribe with {@code since}, or after the owner was lost).
+   * The owner answered again (a re-subscribe with {@code since}, or after the owner was lost). The
+   * reply goes behind the frames already queued for the scope, and what follows it agrees with it:
+   * from the owner's offset when it was told {@code recovered:false}, never an offset twice.
    *
    * @param epoch the epoch the connection delivers in, {@code delivered} the last offset it delivered
    */
@@ -44,6 +46,8 @@ public final class AnswerRules {
       long ownerOffset, boolean recovered) {
     if (!ownerEpoch.equals(epoch)) return new Resync(ownerEpoch, ownerOffset, "epoch_changed");
     if (why == Reason.FAILOVER && !recovered) return new Resync(ownerEpoch, ownerOffset, "owner_lost_history");
+    // the client was told recovered:false at the owner's offset: it continues from there (§5)
+    if (since != null && !recovered) return new StartAt(epoch, Math.max(delivered, ownerOffset));
     boolean ahead = why == Reason.EXPLICIT && since != null && recovered && since.offset() > delivered;
     return new StartAt(epoch, ahead ? since.offset() : delivered); // never deliver an offset twice
   }

@@ -319,10 +319,16 @@ public final class Outbound {
     return c != null && !finishing && c.goLive(scopeOffset);
   }
 
-  /** Live events of the scope are held (judged, not sent) until the connection positions the cursor again. */
-  public synchronized void pause(String scope) {
+  /**
+   * Live events of the scope are held (judged, not sent) until the connection positions the cursor
+   * again; returns the position they stopped at, {epoch, delivered} (null when not subscribed),
+   * which stays so until then.
+   */
+  public synchronized Pair<String, Long> pause(String scope) {
     DeliveryCursor c = cursors.get(scope);
-    if (c != null) c.pause();
+    if (c == null) return null;
+    c.pause();
+    return Pair.create(c.epoch(), c.delivered());
   }
 
   /** The scope's position on this connection: {epoch, delivered}, or null when not subscribed. */

@@ -43,8 +43,12 @@ class AnswerRulesTest {
         "only offsets after since are sent");
     assertEquals(new StartAt("e1", 5), AnswerRules.reanswer(Reason.EXPLICIT, behind, "e1", 5, "e1", 9, true),
         "nor any already delivered");
-    assertEquals(new StartAt("e1", 5), AnswerRules.reanswer(Reason.EXPLICIT, ahead, "e1", 5, "e1", 9, false),
-        "an explicit since that cannot be recovered does not move the connection");
+    assertEquals(new StartAt("e1", 9), AnswerRules.reanswer(Reason.EXPLICIT, ahead, "e1", 5, "e1", 9, false),
+        "told recovered:false at 9, the client gets 10 next, not 6");
+    assertEquals(new StartAt("e1", 9), AnswerRules.reanswer(Reason.EXPLICIT, behind, "e1", 5, "e1", 9, false),
+        "behind or ahead: recovered:false continues from the owner's offset");
+    assertEquals(new StartAt("e1", 7), AnswerRules.reanswer(Reason.EXPLICIT, behind, "e1", 7, "e1", 6, false),
+        "and never sends an offset twice");
   }
 
   @Test
