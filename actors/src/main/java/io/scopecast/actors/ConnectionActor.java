@@ -25,6 +25,7 @@ import io.scopecast.actors.protocol.ProtocolError;
 import io.scopecast.actors.protocol.ScopeId;
 import io.scopecast.actors.protocol.ServerFrames;
 import io.scopecast.actors.settings.ScopecastSettings;
+import java.time.Clock;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -110,9 +111,9 @@ public final class ConnectionActor {
   public record UserStatus(String status, String text, ActorRef<Command> origin) implements FromScope {}
 
   /** Close this connection with a {@code disconnect} frame (kick, shutdown). */
-  public record Disconnect(int code, String reason, boolean reconnect) implements FromScope {
+  public record Disconnect(CloseCode close) implements FromScope {
     public static Disconnect goingAway() {
-      return new Disconnect(CloseCode.GOING_AWAY.code, CloseCode.GOING_AWAY.reason, true);
+      return new Disconnect(CloseCode.GOING_AWAY);
     }
   }
 
@@ -151,13 +152,17 @@ public final class ConnectionActor {
       TokenVerifier tokens,
       ScopeAuthorizer authorizer,
       ClientFrameDecoder decoder,
+      Clock clock,
       RandomGenerator random) {
 
-    /** With the retry jitter drawn from {@link ThreadLocalRandom} (tests pass their own generator). */
+    /**
+     * Rate limits timed by the system clock, the retry jitter drawn from {@link ThreadLocalRandom}
+     * (tests pass their own).
+     */
     public Deps(ScopecastSettings settings, ScopecastMetrics metrics, String nodeId,
         Function<String, RecipientRef<ScopeEntity.Command>> scopes, ActorRef<NodeFanout.Command> fanout,
         TokenVerifier tokens, ScopeAuthorizer authorizer, ClientFrameDecoder decoder) {
-      this(settings, metrics, nodeId, scopes, fanout, tokens, authorizer, decoder,
+      this(settings, metrics, nodeId, scopes, fanout, tokens, authorizer, decoder, Clock.systemUTC(),
           () -> ThreadLocalRandom.current().nextLong());
     }
   }
@@ -228,7 +233,7 @@ public final class ConnectionActor {
     this.connId = connId;
     this.claims = upgradeClaims;
     this.queryWorkspace = queryWorkspace;
-    this.guard = new FrameGuard(limits.flood());
+    this.guard = new FrameGuard(limits.flood(), deps.clock());
     this.pageAdapter = ctx.messageAdapter(ScopeEntity.HistoryPage.class, PageArrived::new);
     ActorRef<Command> self = ctx.getSelf();
     outbound.listen(new Outbound.Listener() {
@@ -261,7 +266,7 @@ public final class ConnectionActor {
         .onMessage(Received.class, r -> then(() -> onFirstFrame(r)))
         .onMessageEquals(Timer.HANDSHAKE_TIMEOUT, () -> then(() -> close(CloseCode.NOT_AUTHENTICATED,
             "no connect frame within the handshake timeout")))
-        .onMessage(Disconnect.class, d -> then(() -> close(d.code(), d.reason(), d.reconnect())))
+        .onMessage(Disconnect.class, d -> then(() -> close(d.close())))
         .onMessageEquals(StreamEnded.INSTANCE, Behaviors::stopped)
         .onMessage(StreamFailed.class, f -> Behaviors.stopped())
         .onSignal(PostStop.class, s -> onStop())
@@ -313,7 +318,7 @@ public final class ConnectionActor {
         .onMessage(SubscribeNotYet.class, n -> then(() -> onNotYet(n)))
         .onMessage(EntityStopped.class, s -> then(() -> onEntityStopped(s)))
         .onMessage(UserStatus.class, u -> then(() -> onUserStatus(u)))
-        .onMessage(Disconnect.class, d -> then(() -> close(d.code(), d.reason(), d.reconnect())))
+        .onMessage(Disconnect.class, d -> then(() -> close(d.close())))
         .onMessageEquals(StreamEnded.INSTANCE, Behaviors::stopped)
         .onMessage(StreamFailed.class, f -> Behaviors.stopped());
   }
@@ -872,7 +877,8 @@ public final class ConnectionActor {
       return;
     }
     if (sub.clientEvents == null) {
-      sub.clientEvents = new TokenBucket(deps.settings().clientEvents().ratePerSecond(), deps.settings().clientEvents().burst());
+      sub.clientEvents = new TokenBucket(deps.settings().clientEvents().ratePerSecond(), deps.settings().clientEvents().burst(),
+          deps.clock());
     }
     if (!sub.clientEvents.tryTake()) {
       metrics.rateLimited.inc();
@@ -963,20 +969,16 @@ public final class ConnectionActor {
     close(CloseCode.FLOOD, reason);
   }
 
-  private void close(CloseCode code) {
-    close(code, code.reason);
-  }
-
   private void close(CloseCode code, String reason) {
-    close(code.code, reason, code.reconnect);
+    close(code.because(reason));
   }
 
   /** Sends {@code disconnect} ahead of anything queued, then the stream ends and the socket closes (§8). */
-  private void close(int code, String reason, boolean reconnect) {
+  private void close(CloseCode close) {
     if (closed) return;
     closed = true;
     timers.cancelAll();
-    int dropped = outbound.finish(ServerFrames.disconnect(code, reason, reconnect));
+    int dropped = outbound.finish(ServerFrames.disconnect(close.code(), close.reason(), close.reconnect()));
     if (dropped > 0) metrics.framesDropped.inc(dropped);
     if (connectAckTo != null) ack(connectAckTo);
     connectAckTo = null;

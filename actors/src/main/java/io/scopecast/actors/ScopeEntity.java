@@ -1,6 +1,7 @@
 package io.scopecast.actors;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
+import io.scopecast.actors.connection.CloseCode;
 import io.scopecast.actors.history.DurableHistory;
 import io.scopecast.actors.history.Epochs;
 import io.scopecast.actors.history.HistoryEntry;
@@ -115,7 +116,7 @@ public final class ScopeEntity {
       implements Command {}
 
   /** Closes every subscribed connection, on every node (POST /api/disconnect on a user's scope). */
-  public record Kick(int code, String reason, boolean reconnect, ActorRef<Kicked> replyTo) implements Command {}
+  public record Kick(CloseCode close, ActorRef<Kicked> replyTo) implements Command {}
 
   public record Kicked(int connections) implements CborSerializable {}
 
@@ -607,7 +608,7 @@ public final class ScopeEntity {
   }
 
   private Behavior<Command> onKick(Kick k) {
-    subscribers.broadcast(new NodeFanout.ToSubscribers(scopeName, new ConnectionActor.Disconnect(k.code(), k.reason(), k.reconnect())));
+    subscribers.broadcast(new NodeFanout.ToSubscribers(scopeName, new ConnectionActor.Disconnect(k.close())));
     deps.metrics().kicks.inc(subscribers.size());
     k.replyTo().tell(new Kicked(subscribers.size()));
     return Behaviors.same();

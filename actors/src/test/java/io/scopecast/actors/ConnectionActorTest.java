@@ -6,12 +6,15 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.typesafe.config.ConfigFactory;
 import io.scopecast.actors.auth.ClaimsAuthorizer;
 import io.scopecast.actors.auth.TokenVerifier;
 import io.scopecast.actors.auth.UserClaims;
 import io.scopecast.actors.metrics.ScopecastMetrics;
 import io.scopecast.actors.protocol.ClientFrameDecoder;
 import io.scopecast.actors.settings.ScopecastSettings;
+import io.scopecast.actors.testing.FixedRandom;
+import io.scopecast.actors.testing.ManualClock;
 import io.scopecast.actors.testing.SocketHarness;
 import io.scopecast.actors.testing.TestScopes;
 import io.scopecast.actors.testing.TestSettings;
@@ -22,6 +25,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.stream.LongStream;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.ManualTime;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -31,7 +35,10 @@ import org.junit.jupiter.api.Test;
 
 /** Behaviour of one connection: handshake, heartbeat, limits, eviction, gap filling and failover. */
 class ConnectionActorTest {
-  private static final ActorTestKit testKit = ActorTestKit.create();
+  private static final ActorTestKit testKit =
+      ActorTestKit.create(ManualTime.config().withFallback(ConfigFactory.defaultReference()));
+  /** Every timer (handshake, heartbeat, presence batches) moves only when a test says so. */
+  private static final ManualTime time = ManualTime.get(testKit.system());
 
   @AfterAll
   static void shutdown() {
@@ -39,6 +46,8 @@ class ConnectionActorTest {
   }
 
   private final ScopecastMetrics metrics = new ScopecastMetrics();
+  /** What the rate limits read: it stands still unless a test moves it. */
+  private final ManualClock clock = new ManualClock();
   private TestScopes scopes;
 
   /** A node with real scope entities and a real fanout (or {@code fanout} in between). */
@@ -48,7 +57,23 @@ class ConnectionActorTest {
     TokenVerifier tokens = new TokenVerifier(s.auth().jwtSecret(), "", Duration.ofSeconds(30));
     return new ConnectionActor.Deps(s, metrics, "node-a", scopes::ref,
         fanout != null ? fanout : testKit.spawn(NodeFanout.create(s)), tokens, new ClaimsAuthorizer(tokens, null),
-        new ClientFrameDecoder(s::knowsType));
+        new ClientFrameDecoder(s::knowsType), clock, FixedRandom.LOWEST);
+  }
+
+  /**
+   * The next frame of {@code type}, moving time by {@code step} until it comes (a presence batch
+   * goes out when its interval is over, which is only once the scope has seen the change).
+   */
+  private static JsonNode expectAfter(SocketHarness c, String type, Duration step) {
+    for (int i = 0; i < 50; i++) {
+      time.timePasses(step);
+      try {
+        return c.expect(f -> type.equals(f.path("type").asText()), type, Duration.ofMillis(100));
+      } catch (AssertionError notYet) {
+        // the change has not reached the scope yet: move on by another step
+      }
+    }
+    return c.expect(type);
   }
 
   private ConnectionActor.Deps node(Object... settings) {
@@ -101,6 +126,8 @@ class ConnectionActorTest {
   @Test
   void noConnectFrameWithinTheHandshakeTimeoutIs4001() {
     SocketHarness c = SocketHarness.open(testKit, node("scopecast.connection.handshake-timeout", "200ms"));
+    time.expectNoMessageFor(Duration.ofMillis(199));
+    time.timePasses(Duration.ofMillis(1));
     c.expectDisconnect(4001);
   }
 
@@ -122,6 +149,7 @@ class ConnectionActorTest {
     alive.send("{\"type\":\"connect\"}");
     silent.send("{\"type\":\"connect\"}");
     for (int i = 0; i < 4; i++) {
+      time.timePasses(Duration.ofMillis(150));
       alive.expect("ping");
       alive.send("{\"type\":\"pong\"}");
     }
@@ -373,12 +401,12 @@ class ConnectionActorTest {
     ConnectionActor.Deps deps = node("scopecast.presence.batch-interval", "50ms");
     SocketHarness ann = joined(deps, "ann", "team");
     SocketHarness bob = joined(deps, "bob", "team");
-    JsonNode join = ann.expect("presence.join");
+    JsonNode join = expectAfter(ann, "presence.join", Duration.ofMillis(50));
     assertEquals("bob", join.get("user").asText());
 
     ann.send("{\"type\":\"status\",\"id\":9,\"status\":\"away\",\"text\":\"lunch\"}");
     ann.expect("ack");
-    JsonNode update = bob.expect("presence.update");
+    JsonNode update = expectAfter(bob, "presence.update", Duration.ofMillis(50));
     assertEquals("ann", update.get("user").asText());
     assertEquals("away", update.get("status").asText());
     assertEquals("lunch", update.get("text").asText());
@@ -402,7 +430,7 @@ class ConnectionActorTest {
     SocketHarness typist = joined(deps, "uma", "eph");
     SocketHarness slow = SocketHarness.slow(testKit, deps, claims("vic", "eph"));
     slow.sendNoAck("{\"type\":\"connect\",\"workspace\":\"eph\"}");
-    typist.expect(f -> "presence.join".equals(f.path("type").asText()), "vic joining", Duration.ofSeconds(5));
+    assertEquals("vic", expectAfter(typist, "presence.join", Duration.ofMillis(100)).get("user").asText());
     for (int i = 0; i < 300; i++) {
       typist.send("{\"type\":\"publish\",\"id\":" + i + ",\"scope\":\"workspace:eph\",\"event\":\"typing\"}");
       typist.expect("ack");

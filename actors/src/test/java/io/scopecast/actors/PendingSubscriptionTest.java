@@ -60,7 +60,7 @@ class PendingSubscriptionTest {
     fanout = testKit.spawn(NodeFanout.create(s));
     TokenVerifier tokens = new TokenVerifier(s.auth().jwtSecret(), "", Duration.ofSeconds(30));
     deps = new ConnectionActor.Deps(s, metrics, "node-a", scope -> route(scope, scopes), fanout, tokens,
-        new ClaimsAuthorizer(tokens, null), new ClientFrameDecoder(s::knowsType), FixedRandom.LOWEST);
+        new ClaimsAuthorizer(tokens, null), new ClientFrameDecoder(s::knowsType), java.time.Clock.systemUTC(), FixedRandom.LOWEST);
   }
 
   private RecipientRef<ScopeEntity.Command> route(String scope, TestScopes scopes) {

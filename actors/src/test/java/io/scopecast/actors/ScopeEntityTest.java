@@ -271,10 +271,10 @@ class ScopeEntityTest {
     subscribe(e, testKit.createTestProbe(), nodeA, null);
     subscribe(e, testKit.createTestProbe(), nodeB, null);
     TestProbe<ScopeEntity.Kicked> kicked = testKit.createTestProbe();
-    e.tell(new ScopeEntity.Kick(4003, "bye", false, kicked.getRef()));
+    e.tell(new ScopeEntity.Kick(io.scopecast.actors.connection.CloseCode.byBackend(4003, "bye", false), kicked.getRef()));
     assertEquals(2, kicked.receiveMessage().connections());
-    assertEquals(4003, kick(nodeA).code());
-    assertEquals(4003, kick(nodeB).code());
+    assertEquals(4003, kick(nodeA).close().code());
+    assertEquals(4003, kick(nodeB).close().code());
   }
 
   @Test

@@ -3,6 +3,7 @@ package io.scopecast.http;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.scopecast.actors.ScopeEntity;
+import io.scopecast.actors.connection.CloseCode;
 import io.scopecast.actors.history.HistoryEntry;
 import io.scopecast.actors.protocol.EventNames;
 import io.scopecast.actors.protocol.Json;
@@ -297,11 +298,11 @@ public final class ApiRoutes extends AllDirectives {
       return complete(JsonResponses.badRequest("user must be a user id"));
     }
     JsonNode codeField = body.get("code");
-    int code = 4003;
+    int code = CloseCode.BACKEND_DEFAULT;
     if (codeField != null && !codeField.isNull()) {
       if (!codeField.isIntegralNumber()) return complete(JsonResponses.badRequest("code must be an integer"));
       code = codeField.asInt();
-      if (code != 1000 && (code < 3000 || code > 4999)) {
+      if (!CloseCode.allowedForBackends(code)) {
         return complete(JsonResponses.badRequest("code must be 1000 or 3000..4999"));
       }
     }
@@ -315,10 +316,10 @@ public final class ApiRoutes extends AllDirectives {
     }
     String reason = reasonField == null || reasonField.isNull() ? "disconnected by the server" : reasonField.asText();
     boolean reconnect = reconnectField != null && reconnectField.asBoolean();
-    int finalCode = code;
+    CloseCode close = CloseCode.byBackend(code, reason, reconnect);
     ScopeId scope = ScopeId.user(user.asText());
     CompletionStage<ScopeEntity.Kicked> kicked = scopes.apply(scope.toString())
-        .ask(replyTo -> new ScopeEntity.Kick(finalCode, reason, reconnect, replyTo), timeout);
+        .ask(replyTo -> new ScopeEntity.Kick(close, replyTo), timeout);
     return onComplete(kicked, r -> r.isFailure() ? complete(unavailable(scope))
         : complete(JsonResponses.ok(Json.object(g -> g.writeNumberField("connections", r.get().connections())))));
   }

@@ -1,6 +1,7 @@
 package io.scopecast.actors.connection;
 
 import io.scopecast.actors.settings.ScopecastSettings;
+import java.time.Clock;
 
 /**
  * The flood limits of one connection (§13.11): frames per second with a burst, and refused frames
@@ -10,10 +11,12 @@ import io.scopecast.actors.settings.ScopecastSettings;
 public final class FrameGuard {
   private final TokenBucket frames;
   private final ErrorWindow errors;
+  private final Clock clock;
 
-  public FrameGuard(ScopecastSettings.Flood flood) {
-    this.frames = new TokenBucket(flood.framesPerSecond(), flood.burst());
-    this.errors = new ErrorWindow(flood.maxErrors(), flood.errorWindow().toNanos());
+  public FrameGuard(ScopecastSettings.Flood flood, Clock clock) {
+    this.frames = new TokenBucket(flood.framesPerSecond(), flood.burst(), clock);
+    this.errors = new ErrorWindow(flood.maxErrors(), flood.errorWindow().toMillis());
+    this.clock = clock;
   }
 
   /** One more inbound frame; true when it is over the rate. */
@@ -23,6 +26,6 @@ public final class FrameGuard {
 
   /** One more refused frame; true when there were too many in the window. */
   public boolean tooManyErrors() {
-    return errors.record(System.nanoTime());
+    return errors.record(clock.millis());
   }
 }

@@ -1,27 +1,28 @@
 package io.scopecast.actors.connection;
 
-/** A token bucket: {@code ratePerSecond} tokens a second, at most {@code burst} saved up. Not thread-safe. */
+import java.time.Clock;
+
+/** A token bucket: {@code ratePerSecond} tokens a second, at most {@code burst} saved up, timed by {@code clock}. Not thread-safe. */
 public final class TokenBucket {
-  private final double ratePerNano;
+  private final double ratePerMilli;
   private final double burst;
+  private final Clock clock;
   private double tokens;
   private long last;
 
-  public TokenBucket(double ratePerSecond, int burst) {
-    this.ratePerNano = ratePerSecond / 1e9;
+  public TokenBucket(double ratePerSecond, int burst, Clock clock) {
+    this.ratePerMilli = ratePerSecond / 1e3;
     this.burst = Math.max(1, burst);
+    this.clock = clock;
     this.tokens = this.burst;
-    this.last = System.nanoTime();
+    this.last = clock.millis();
   }
 
+  /** Takes a token now; false when none is left. */
   public boolean tryTake() {
-    return tryTake(System.nanoTime());
-  }
-
-  /** For tests: takes a token at the given {@link System#nanoTime()} reading. */
-  public boolean tryTake(long nowNanos) {
-    tokens = Math.min(burst, tokens + (nowNanos - last) * ratePerNano);
-    last = nowNanos;
+    long now = clock.millis();
+    tokens = Math.min(burst, tokens + Math.max(0, now - last) * ratePerMilli);
+    last = Math.max(last, now);
     if (tokens >= 1) {
       tokens -= 1;
       return true;
