@@ -1,6 +1,8 @@
 package io.scopecast.actors;
 
+import io.scopecast.actors.connection.ConnectionActor;
 import io.scopecast.actors.connection.Outbound;
+import io.scopecast.actors.scope.ScopeEntity;
 import io.scopecast.actors.settings.ScopecastSettings;
 import java.time.Duration;
 import java.util.ArrayList;

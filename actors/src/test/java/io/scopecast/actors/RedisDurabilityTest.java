@@ -6,11 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.scopecast.actors.connection.ConnectionActor;
 import io.scopecast.actors.history.HistoryEntry;
 import io.scopecast.actors.history.RedisHistory;
 import io.scopecast.actors.metrics.ScopecastMetrics;
 import io.scopecast.actors.protocol.Position;
 import io.scopecast.actors.protocol.ScopeId;
+import io.scopecast.actors.scope.ScopeEntity;
 import io.scopecast.actors.settings.ScopecastSettings;
 import io.scopecast.actors.testing.ManualClock;
 import io.scopecast.actors.testing.RedisServer;

@@ -1,18 +1,18 @@
 package io.scopecast.app;
 
-import io.scopecast.actors.ConnectionActor;
 import io.scopecast.actors.NodeFanout;
-import io.scopecast.actors.ScopeEntity;
-import io.scopecast.actors.ScopeHandoff;
 import io.scopecast.actors.auth.ClaimsAuthorizer;
 import io.scopecast.actors.auth.ScopeAuthorizer;
+import io.scopecast.actors.auth.TokenMinter;
 import io.scopecast.actors.auth.TokenVerifier;
+import io.scopecast.actors.connection.ConnectionActor;
 import io.scopecast.actors.history.DurableHistory;
 import io.scopecast.actors.history.RedisHistory;
 import io.scopecast.actors.metrics.ScopecastMetrics;
 import io.scopecast.actors.protocol.ClientFrameDecoder;
+import io.scopecast.actors.scope.ScopeEntity;
+import io.scopecast.actors.scope.ScopeHandoff;
 import io.scopecast.actors.settings.ScopecastSettings;
-import io.scopecast.actors.auth.TokenMinter;
 import io.scopecast.http.ApiRoutes;
 import io.scopecast.http.DemoRoutes;
 import io.scopecast.http.HealthRoutes;

@@ -2,7 +2,6 @@ package io.scopecast.http;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import io.scopecast.actors.ScopeEntity;
 import io.scopecast.actors.connection.CloseCode;
 import io.scopecast.actors.history.HistoryEntry;
 import io.scopecast.actors.protocol.EventNames;
@@ -11,9 +10,10 @@ import io.scopecast.actors.protocol.ProtocolError;
 import io.scopecast.actors.protocol.ScopeId;
 import io.scopecast.actors.protocol.ScopeNames;
 import io.scopecast.actors.protocol.ServerFrames;
+import io.scopecast.actors.scope.ScopeEntity;
 import io.scopecast.actors.settings.ScopecastSettings;
-import java.security.MessageDigest;
 import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -23,14 +23,14 @@ import java.util.concurrent.CompletionStage;
 import java.util.function.Function;
 import java.util.function.Supplier;
 import org.apache.pekko.actor.typed.ActorSystem;
-import org.apache.pekko.http.scaladsl.model.EntityStreamSizeException;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
 import org.apache.pekko.http.javadsl.model.StatusCodes;
 import org.apache.pekko.http.javadsl.model.headers.RawHeader;
 import org.apache.pekko.http.javadsl.server.AllDirectives;
 import org.apache.pekko.http.javadsl.server.PathMatchers;
 import org.apache.pekko.http.javadsl.server.Route;
-import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
+import org.apache.pekko.http.scaladsl.model.EntityStreamSizeException;
 import org.apache.pekko.stream.Materializer;
 
 /**

@@ -2,13 +2,13 @@ package io.scopecast.http;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import io.scopecast.actors.ScopeEntity;
 import io.scopecast.actors.auth.InvalidTokenException;
 import io.scopecast.actors.auth.TokenMinter;
 import io.scopecast.actors.auth.TokenVerifier;
 import io.scopecast.actors.auth.UserClaims;
 import io.scopecast.actors.protocol.Json;
 import io.scopecast.actors.protocol.ScopeId;
+import io.scopecast.actors.scope.ScopeEntity;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;

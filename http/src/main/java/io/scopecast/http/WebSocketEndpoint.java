@@ -1,8 +1,8 @@
 package io.scopecast.http;
 
-import io.scopecast.actors.ConnectionActor;
 import io.scopecast.actors.auth.InvalidTokenException;
 import io.scopecast.actors.auth.UserClaims;
+import io.scopecast.actors.connection.ConnectionActor;
 import io.scopecast.actors.connection.Outbound;
 import io.scopecast.actors.protocol.ScopeId;
 import io.scopecast.actors.protocol.Utf8;
@@ -19,8 +19,8 @@ import org.apache.pekko.actor.typed.Props;
 import org.apache.pekko.http.javadsl.model.AttributeKeys;
 import org.apache.pekko.http.javadsl.model.HttpRequest;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
-import org.apache.pekko.http.javadsl.model.headers.Connection;
 import org.apache.pekko.http.javadsl.model.StatusCodes;
+import org.apache.pekko.http.javadsl.model.headers.Connection;
 import org.apache.pekko.http.javadsl.model.ws.Message;
 import org.apache.pekko.http.javadsl.model.ws.TextMessage;
 import org.apache.pekko.http.javadsl.model.ws.WebSocketUpgrade;

@@ -1,9 +1,9 @@
 package io.scopecast.actors.connection;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.scopecast.actors.ScopeEntity;
 import io.scopecast.actors.protocol.Position;
 import io.scopecast.actors.protocol.ScopeId;
+import io.scopecast.actors.scope.ScopeEntity;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;

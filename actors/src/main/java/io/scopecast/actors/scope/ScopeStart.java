@@ -1,6 +1,5 @@
 package io.scopecast.actors.scope;
 
-import io.scopecast.actors.ScopeHandoff;
 import io.scopecast.actors.history.DurableHistory;
 import io.scopecast.actors.history.Epochs;
 import io.scopecast.actors.history.HistoryEntry;

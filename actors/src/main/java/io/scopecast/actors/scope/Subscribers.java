@@ -1,7 +1,7 @@
 package io.scopecast.actors.scope;
 
-import io.scopecast.actors.ConnectionActor;
 import io.scopecast.actors.NodeFanout;
+import io.scopecast.actors.connection.ConnectionActor;
 import java.util.HashMap;
 import java.util.Map;
 import org.apache.pekko.actor.typed.ActorRef;

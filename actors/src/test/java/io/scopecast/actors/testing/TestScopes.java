@@ -1,7 +1,7 @@
 package io.scopecast.actors.testing;
 
-import io.scopecast.actors.ScopeEntity;
 import io.scopecast.actors.protocol.ScopeId;
+import io.scopecast.actors.scope.ScopeEntity;
 import java.util.HashMap;
 import java.util.Map;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;

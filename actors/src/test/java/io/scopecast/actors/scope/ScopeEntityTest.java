@@ -1,4 +1,4 @@
-package io.scopecast.actors;
+package io.scopecast.actors.scope;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.scopecast.actors.NodeFanout;
+import io.scopecast.actors.connection.ConnectionActor;
 import io.scopecast.actors.history.HistoryEntry;
 import io.scopecast.actors.metrics.ScopecastMetrics;
 import io.scopecast.actors.protocol.Json;

@@ -1,7 +1,10 @@
-package io.scopecast.actors;
+package io.scopecast.actors.scope;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
+import io.scopecast.actors.CborSerializable;
+import io.scopecast.actors.NodeFanout;
 import io.scopecast.actors.connection.CloseCode;
+import io.scopecast.actors.connection.ConnectionActor;
 import io.scopecast.actors.history.DurableHistory;
 import io.scopecast.actors.history.Epochs;
 import io.scopecast.actors.history.HistoryEntry;
@@ -13,9 +16,6 @@ import io.scopecast.actors.protocol.Position;
 import io.scopecast.actors.protocol.ScopeId;
 import io.scopecast.actors.protocol.ServerFrames;
 import io.scopecast.actors.protocol.Utf8;
-import io.scopecast.actors.scope.ScopeStart;
-import io.scopecast.actors.scope.Sequencer;
-import io.scopecast.actors.scope.Subscribers;
 import io.scopecast.actors.settings.ScopecastSettings;
 import java.time.Clock;
 import java.time.Duration;

@@ -1,4 +1,4 @@
-package io.scopecast.actors;
+package io.scopecast.actors.connection;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -7,11 +7,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.typesafe.config.ConfigFactory;
+import io.scopecast.actors.NodeFanout;
 import io.scopecast.actors.auth.ClaimsAuthorizer;
 import io.scopecast.actors.auth.TokenVerifier;
 import io.scopecast.actors.auth.UserClaims;
 import io.scopecast.actors.metrics.ScopecastMetrics;
 import io.scopecast.actors.protocol.ClientFrameDecoder;
+import io.scopecast.actors.scope.ScopeEntity;
 import io.scopecast.actors.settings.ScopecastSettings;
 import io.scopecast.actors.testing.FixedRandom;
 import io.scopecast.actors.testing.ManualClock;

@@ -1,6 +1,6 @@
-package io.scopecast.actors;
+package io.scopecast.actors.scope;
 
-import io.scopecast.actors.scope.ScopeStart;
+import io.scopecast.actors.CborSerializable;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
