@@ -169,8 +169,9 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
     if (regs == null) return this;
     // a connection that no longer follows the scope is forgotten here (its unsubscribe may have
     // reached another owner than the one that registered it, e.g. during a hand-off)
+    int bytes = Outbound.bytesOf(d.frame()); // once per event, for every subscriber
     regs.entrySet().removeIf(e -> {
-      if (e.getValue().outbound().deliver(d.scope(), d.epoch(), d.offset(), d.frame(), d.ts())) return false;
+      if (e.getValue().outbound().deliver(d.scope(), d.epoch(), d.offset(), d.frame(), bytes, d.ts())) return false;
       Local local = connections.get(e.getKey());
       if (local != null) local.scopes().remove(d.scope());
       return true;
@@ -194,8 +195,9 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
   private void deliverEphemeral(String scope, String frame, ActorRef<ConnectionActor.Command> except, Outbound.Kind kind) {
     Map<ActorRef<ConnectionActor.Command>, Registration> regs = subscribers.get(scope);
     if (regs == null) return;
+    int bytes = Outbound.bytesOf(frame);
     for (Map.Entry<ActorRef<ConnectionActor.Command>, Registration> e : regs.entrySet()) {
-      if (!e.getKey().equals(except)) e.getValue().outbound().deliverEphemeral(scope, frame, kind);
+      if (!e.getKey().equals(except)) e.getValue().outbound().deliverEphemeral(scope, frame, bytes, kind);
     }
   }
 

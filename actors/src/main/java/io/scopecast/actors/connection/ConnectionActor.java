@@ -774,7 +774,7 @@ public final class ConnectionActor {
     Pair<String, Long> at = outbound.position(sub.name);
     if (at == null) return;
     sub.pageRequest = nextRequestId++;
-    long chars = Math.max(1, Math.min(outbound.freeChars(), MAX_PAGE_CHARS));
+    long chars = Math.max(1, Math.min(outbound.freeBytes(), MAX_PAGE_CHARS)); // a page's characters are at most its bytes
     int frames = Math.max(1, Math.min(limits.replayPage(), outbound.freeFrames()));
     sub.entity.tell(new ScopeEntity.ReadHistory(at.second(), frames, chars,
         sub.pageRequest, pageAdapter));

@@ -2,6 +2,7 @@ package io.scopecast.actors.connection;
 
 import io.scopecast.actors.history.HistoryEntry;
 import io.scopecast.actors.metrics.ScopecastMetrics;
+import io.scopecast.actors.protocol.Utf8;
 import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
@@ -24,8 +25,15 @@ import org.apache.pekko.stream.stage.AsyncCallback;
  * the stream and drops what was queued, §8, §13.8); control replies; then, in publish order,
  * durable events and ephemeral frames. Ephemeral frames are accepted only while the buffer is
  * less than half full and are shed first when a durable event needs room (§13.21); they never
- * make the buffer "full". The buffer is bounded by frames ({@code outbound-buffer}) and
- * characters ({@code outbound-buffer-bytes}). Replay is offered page by page as the socket frees
+ * make the buffer "full". Every lane is bounded by frames ({@code outbound-buffer}) and by UTF-8
+ * bytes ({@code outbound-buffer-bytes}), the size the frame has on the wire: the event lane by
+ * both; essential frames (replies in order, resyncs, presence leaves) may take it to twice both
+ * bounds; control replies have a lane of their own with both bounds. What finds no room gets a
+ * defined answer: a durable event makes its cursor fall behind (history feeds it later), an
+ * ephemeral frame is dropped and counted, a presence leave or reply becomes a snapshot once the
+ * buffer drains, and an essential or control frame is refused ({@link Offer#FULL}: the connection
+ * evicts the client, 4008). A single frame larger than a bound still goes out when its lane is
+ * empty. An event's size is counted once, by the fanout, for all its subscribers. Replay is offered page by page as the socket frees
  * room ({@link #whenRoom}), so it never overflows the buffer (§13.20).
  *
  * <p>Thread-safe: the fanout, the connection actor and the stream call it concurrently; every
@@ -70,30 +78,39 @@ public final class Outbound {
 
   static final class Frame {
     final String json;
+    /** UTF-8 bytes of {@link #json}. */
+    final int bytes;
     final long publishedAt;
     final Kind kind;
     final String scope;
     boolean shed;
 
-    Frame(String json, long publishedAt, Kind kind, String scope) {
+    Frame(String json, int bytes, long publishedAt, Kind kind, String scope) {
       this.json = json;
+      this.bytes = bytes;
       this.publishedAt = publishedAt;
       this.kind = kind;
       this.scope = scope;
     }
   }
 
+  /** The UTF-8 size of a frame, as {@link #deliver} and {@link #deliverEphemeral} take it. */
+  public static int bytesOf(String json) {
+    return (int) Math.min(Integer.MAX_VALUE, Utf8.encodedLength(json));
+  }
+
   private final int capacity;
-  private final long maxChars;
+  private final long maxBytes;
   private final ScopecastMetrics metrics;
 
   // ---- guarded by this ----
-  private final ArrayDeque<String> control = new ArrayDeque<>(4);
+  private final ArrayDeque<Frame> control = new ArrayDeque<>(4);
+  private long controlBytes;
   private final ArrayDeque<Frame> main = new ArrayDeque<>(8);
   /** Frames in {@link #main} that are not shed, and how many of them may be shed. */
   private int queued;
   private int sheddable;
-  private long queuedChars;
+  private long queuedBytes;
   private final Map<String, DeliveryCursor> cursors = new HashMap<>(4);
   private Listener listener;
   private boolean roomWanted;
@@ -108,9 +125,9 @@ public final class Outbound {
   private boolean waiting;
   private AsyncCallback<Boolean> wakeUp;
 
-  Outbound(int capacity, long maxChars, ScopecastMetrics metrics) {
+  Outbound(int capacity, long maxBytes, ScopecastMetrics metrics) {
     this.capacity = Math.max(1, capacity);
-    this.maxChars = Math.max(1, maxChars);
+    this.maxBytes = Math.max(1, maxBytes);
     this.metrics = metrics;
   }
 
@@ -136,13 +153,15 @@ public final class Outbound {
 
   // ---- control replies and ephemeral frames --------------------------------------------------
 
-  /** A reply or other control frame; FULL only when the client has not read {@code capacity} of them. */
+  /** A reply or other control frame; FULL when the unread replies reach either bound (one always fits). */
   public Offer offer(String json) {
+    int bytes = bytesOf(json);
     boolean wake;
     synchronized (this) {
       if (finishing) return Offer.CLOSED;
-      if (control.size() >= capacity) return Offer.FULL;
-      control.addLast(json);
+      if (control.size() >= capacity || (!control.isEmpty() && controlBytes + bytes > maxBytes)) return Offer.FULL;
+      control.addLast(new Frame(json, bytes, 0, Kind.ESSENTIAL, null));
+      controlBytes += bytes;
       wake = wakeIfWaiting();
     }
     if (wake) wakeUp.invoke(Boolean.TRUE);
@@ -155,32 +174,33 @@ public final class Outbound {
    * only far beyond the bound, when the client has read nothing for a long while.
    */
   public Offer offer(String scope, String json, Kind kind) {
+    int bytes = bytesOf(json);
     Offer result;
     boolean wake;
     synchronized (this) {
-      result = offerLocked(scope, json, kind);
+      result = offerLocked(scope, json, bytes, kind);
       wake = result == Offer.ENQUEUED && wakeIfWaiting();
     }
     if (wake) wakeUp.invoke(Boolean.TRUE);
     return result;
   }
 
-  private Offer offerLocked(String scope, String json, Kind kind) {
+  private Offer offerLocked(String scope, String json, int bytes, Kind kind) {
     if (finishing) return Offer.CLOSED;
     if (kind == Kind.EPHEMERAL || kind == Kind.PRESENCE) {
-      if (queued * 2L >= capacity || queuedChars * 2 >= maxChars) {
+      if (queued * 2L >= capacity || queuedBytes * 2 >= maxBytes) {
         shedOne(scope, kind);
         return Offer.FULL;
       }
     } else if (kind == Kind.ESSENTIAL || kind == Kind.PRESENCE_LEAVE) {
-      if (queued >= 2L * capacity) {
+      if (queued >= 2L * capacity || (queued > 0 && queuedBytes + bytes > 2 * maxBytes)) {
         if (kind == Kind.PRESENCE_LEAVE) shedOne(scope, Kind.PRESENCE);
         return Offer.FULL;
       }
-    } else if (!makeRoom(json.length())) {
+    } else if (!makeRoom(bytes)) {
       return Offer.FULL;
     }
-    enqueue(new Frame(json, 0, kind, scope));
+    enqueue(new Frame(json, bytes, 0, kind, scope));
     return Offer.ENQUEUED;
   }
 
@@ -194,9 +214,13 @@ public final class Outbound {
     if (!finishing && !cursors.containsKey(scope)) cursors.put(scope, new DeliveryCursor(epoch, offset, historyLimit));
   }
 
-  /** One live durable event; {@code frame} is shared by every subscriber. */
-  /** @return false when this connection no longer follows the scope (unsubscribed or closing): the fanout forgets it */
-  public boolean deliver(String scope, String epoch, long offset, String frame, long publishedAt) {
+  /**
+   * One live durable event; {@code frame} is shared by every subscriber, and so is its size
+   * ({@link #bytesOf}), counted once per event.
+   *
+   * @return false when this connection no longer follows the scope (unsubscribed or closing): the fanout forgets it
+   */
+  public boolean deliver(String scope, String epoch, long offset, String frame, int frameBytes, long publishedAt) {
     boolean wake = false;
     synchronized (this) {
       DeliveryCursor c = cursors.get(scope);
@@ -204,9 +228,9 @@ public final class Outbound {
       DeliveryCursor.Verdict v = c.live(epoch, offset);
       switch (v) {
         case DELIVER -> {
-          if (makeRoom(frame.length())) {
+          if (makeRoom(frameBytes)) {
             c.delivered(offset);
-            enqueue(new Frame(frame, publishedAt, Kind.DURABLE, scope));
+            enqueue(new Frame(frame, frameBytes, publishedAt, Kind.DURABLE, scope));
             wake = wakeIfWaiting();
           } else {
             c.fellBehind();
@@ -221,27 +245,29 @@ public final class Outbound {
     return true;
   }
 
-  /** An ephemeral frame of a subscribed scope (client event or presence), from the fanout. */
-  public void deliverEphemeral(String scope, String frame, Kind kind) {
+  /** An ephemeral frame of a subscribed scope (client event or presence) of {@code frameBytes}, from the fanout. */
+  public void deliverEphemeral(String scope, String frame, int frameBytes, Kind kind) {
     boolean wake;
     synchronized (this) { // checked and queued under one lock: nothing of the scope follows its removal
       DeliveryCursor c = cursors.get(scope);
       if (c == null || !c.isPositioned()) return; // not subscribed, or the client has not been told yet
-      wake = offerLocked(scope, frame, kind) == Offer.ENQUEUED && wakeIfWaiting();
+      wake = offerLocked(scope, frame, frameBytes, kind) == Offer.ENQUEUED && wakeIfWaiting();
     }
     if (wake) wakeUp.invoke(Boolean.TRUE);
   }
 
   /**
    * A {@code presence} reply or snapshot from the scope's owner, through the fanout, so that it is
-   * in order with the scope's presence frames (§13.19). If even an essential frame finds no room,
-   * the scope gets a snapshot once the buffer drains instead.
+   * in order with the scope's presence frames (§13.19). If it finds no room as an essential frame
+   * (a snapshot of many members can be large), the scope gets a snapshot once the buffer drains
+   * instead, when it goes out alone.
    */
   public void deliverPresenceReply(String scope, String frame) {
+    int bytes = bytesOf(frame);
     boolean wake;
     synchronized (this) {
       if (!cursors.containsKey(scope)) return; // unsubscribed meanwhile
-      Offer result = offerLocked(scope, frame, Kind.ESSENTIAL);
+      Offer result = offerLocked(scope, frame, bytes, Kind.ESSENTIAL);
       if (result == Offer.FULL) shedOne(scope, Kind.PRESENCE);
       wake = result == Offer.ENQUEUED && wakeIfWaiting();
     }
@@ -263,10 +289,11 @@ public final class Outbound {
 
   /** A {@code resync} frame in order with the scope's events, and the cursor continues from there. */
   public Offer resync(String scope, String json, String epoch, long offset) {
+    int bytes = bytesOf(json);
     Offer result;
     boolean wake;
     synchronized (this) { // the frame is queued before any event of the new position can be
-      result = offerLocked(scope, json, Kind.ESSENTIAL);
+      result = offerLocked(scope, json, bytes, Kind.ESSENTIAL);
       DeliveryCursor c = cursors.get(scope);
       if (c != null && result == Offer.ENQUEUED) {
         c.reposition(epoch, offset);
@@ -302,9 +329,10 @@ public final class Outbound {
       if (c == null || finishing || !c.epoch().equals(epoch)) return 0;
       for (HistoryEntry e : page) {
         if (e.offset() <= c.delivered()) continue;
-        if (e.offset() != c.delivered() + 1 || !makeRoom(e.frame().length())) break;
+        int bytes = bytesOf(e.frame());
+        if (e.offset() != c.delivered() + 1 || !makeRoom(bytes)) break;
         c.replayed(e.offset());
-        enqueue(new Frame(e.frame(), 0, Kind.DURABLE, scope));
+        enqueue(new Frame(e.frame(), bytes, 0, Kind.DURABLE, scope));
         taken++;
       }
       if (taken > 0) wake = wakeIfWaiting();
@@ -349,13 +377,13 @@ public final class Outbound {
     cursors.remove(scope);
   }
 
-  /** Frames and characters the buffer can still take for durable events. */
+  /** Frames and bytes the buffer can still take for durable events. */
   public synchronized int freeFrames() {
     return Math.max(0, capacity - queued);
   }
 
-  public synchronized long freeChars() {
-    return Math.max(0, maxChars - queuedChars);
+  public synchronized long freeBytes() {
+    return Math.max(0, maxBytes - queuedBytes);
   }
 
   /** At least half the buffer is free, by frames and by bytes: room for a replay page. */
@@ -423,7 +451,7 @@ public final class Outbound {
       control.clear();
       cursors.clear();
       queued = sheddable = 0;
-      queuedChars = 0;
+      queuedBytes = controlBytes = 0;
       wake = wakeIfWaiting();
     }
     if (wake) wakeUp.invoke(Boolean.TRUE);
@@ -453,23 +481,23 @@ public final class Outbound {
   // ---- internals (lock held) -----------------------------------------------------------------
 
   private boolean hasRoom() {
-    return queued * 2L <= capacity && queuedChars * 2 <= maxChars;
+    return queued * 2L <= capacity && queuedBytes * 2 <= maxBytes;
   }
 
-  /** Room for a durable frame of {@code chars}: shed ephemeral frames if that makes room. */
-  private boolean makeRoom(int chars) {
-    while (!fits(chars) && sheddable > 0) shedOldest();
-    return fits(chars);
+  /** Room for a durable frame of {@code bytes}: shed ephemeral frames if that makes room. */
+  private boolean makeRoom(int bytes) {
+    while (!fits(bytes) && sheddable > 0) shedOldest();
+    return fits(bytes);
   }
 
-  private boolean fits(int chars) {
-    return queued < capacity && (queuedChars + chars <= maxChars || queued == 0);
+  private boolean fits(int bytes) {
+    return queued < capacity && (queuedBytes + bytes <= maxBytes || queued == 0);
   }
 
   private void enqueue(Frame f) {
     main.addLast(f);
     queued++;
-    queuedChars += f.json.length();
+    queuedBytes += f.bytes;
     if (f.kind == Kind.EPHEMERAL || f.kind == Kind.PRESENCE) sheddable++;
   }
 
@@ -479,7 +507,7 @@ public final class Outbound {
         f.shed = true;
         queued--;
         sheddable--;
-        queuedChars -= f.json.length();
+        queuedBytes -= f.bytes;
         shedOne(f.scope, f.kind);
         return;
       }
@@ -519,19 +547,17 @@ public final class Outbound {
 
   /** The next frame to write, or null (then the stage waits for a wake-up). */
   synchronized Frame next() {
-    Object f = poll();
-    return f instanceof String ctl ? new Frame(ctl, 0, Kind.ESSENTIAL, null) : (Frame) f;
-  }
-
-  private Object poll() {
     if (closing != null) {
       String c = closing;
       closing = "";
-      return c.isEmpty() ? null : new Frame(c, 0, Kind.ESSENTIAL, null);
+      return c.isEmpty() ? null : new Frame(c, 0, 0, Kind.ESSENTIAL, null);
     }
     if (finishing) return null;
-    String ctl = control.pollFirst();
-    if (ctl != null) return ctl;
+    Frame ctl = control.pollFirst();
+    if (ctl != null) {
+      controlBytes -= ctl.bytes;
+      return ctl;
+    }
     if (held) {
       waiting = true;
       return null;
@@ -543,7 +569,7 @@ public final class Outbound {
       return null;
     }
     queued--;
-    queuedChars -= f.json.length();
+    queuedBytes -= f.bytes;
     if (f.kind == Kind.EPHEMERAL || f.kind == Kind.PRESENCE) sheddable--;
     if (emptyWanted && queued == 0) {
       emptyWanted = false;

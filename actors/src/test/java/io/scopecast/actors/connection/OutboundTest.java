@@ -105,6 +105,11 @@ class OutboundTest {
     }
   }
 
+  /** A live event whose frame is ASCII (its size in bytes is its length). */
+  private static boolean deliver(Outbound o, String scope, String epoch, long offset, String frame) {
+    return o.deliver(scope, epoch, offset, frame, frame.length(), 0);
+  }
+
   private static Outbound live(Outbound o, String scope, long at) {
     o.attached(scope, "e1", at, 1000);
     assertTrue(o.position(scope, "e1", at, at, 1000));
@@ -115,7 +120,7 @@ class OutboundTest {
   void controlRepliesOvertakeQueuedEvents() {
     ReadBySocket s = new ReadBySocket(8, 1 << 20);
     live(s.outbound, "t:1", 0);
-    for (long o = 1; o <= 3; o++) s.outbound.deliver("t:1", "e1", o, "ev" + o, 0);
+    for (long o = 1; o <= 3; o++) deliver(s.outbound, "t:1", "e1", o, "ev" + o);
     s.outbound.offer("pong");
     assertEquals(List.of("open", "pong", "ev1", "ev2", "ev3"), s.read(5));
   }
@@ -125,7 +130,7 @@ class OutboundTest {
     ReadBySocket s = new ReadBySocket(8, 1 << 20);
     s.outbound.hold();
     live(s.outbound, "t:1", 0);
-    s.outbound.deliver("t:1", "e1", 1, "ev1", 0);
+    deliver(s.outbound, "t:1", "e1", 1, "ev1");
     s.outbound.offer("subscribed");
     assertEquals(List.of("open", "subscribed"), s.read(2));
     assertEquals(1, s.outbound.size(), "the event waits while held");
@@ -138,7 +143,7 @@ class OutboundTest {
     ReadBySocket s = new ReadBySocket(8, 1 << 20);
     live(s.outbound, "t:1", 0);
     s.outbound.resync("t:1", "resync", "e2", 5);
-    s.outbound.deliver("t:1", "e2", 6, "ev6", 0);
+    deliver(s.outbound, "t:1", "e2", 6, "ev6");
     assertEquals(List.of("open", "resync", "ev6"), s.read(3));
   }
 
@@ -146,7 +151,7 @@ class OutboundTest {
   void theClosingFrameOvertakesEverythingAndEndsTheStream() {
     ReadBySocket s = new ReadBySocket(8, 1 << 20);
     live(s.outbound, "t:1", 0);
-    for (long o = 1; o <= 3; o++) s.outbound.deliver("t:1", "e1", o, "ev" + o, 0);
+    for (long o = 1; o <= 3; o++) deliver(s.outbound, "t:1", "e1", o, "ev" + o);
     s.outbound.offer("pong");
     assertEquals(4, s.outbound.finish("bye"), "what was queued is dropped");
     assertEquals(List.of("open", "bye", "<completed>"), s.read(3));
@@ -159,10 +164,10 @@ class OutboundTest {
     Heard heard = new Heard();
     s.outbound.listen(heard);
     live(s.outbound, "t:1", 5);
-    s.outbound.deliver("t:1", "e1", 5, "dup", 0);
-    s.outbound.deliver("t:1", "e1", 6, "ev6", 0);
-    s.outbound.deliver("t:1", "e1", 8, "ev8", 0);
-    s.outbound.deliver("t:1", "e2", 1, "other", 0);
+    deliver(s.outbound, "t:1", "e1", 5, "dup");
+    deliver(s.outbound, "t:1", "e1", 6, "ev6");
+    deliver(s.outbound, "t:1", "e1", 8, "ev8");
+    deliver(s.outbound, "t:1", "e2", 1, "other");
     assertEquals(List.of("open", "ev6"), s.read(2));
     assertEquals(List.of("t:1:GAP", "t:1:NEW_EPOCH"), heard.said);
     assertEquals(0, s.outbound.size());
@@ -172,8 +177,8 @@ class OutboundTest {
   void aScopeNotPositionedYetDeliversNothing() {
     ReadBySocket s = new ReadBySocket(8, 1 << 20);
     s.outbound.attached("t:1", "e1", 0, 1000);
-    s.outbound.deliver("t:1", "e1", 1, "ev1", 0);
-    s.outbound.deliverEphemeral("t:1", "typing", Outbound.Kind.EPHEMERAL);
+    deliver(s.outbound, "t:1", "e1", 1, "ev1");
+    s.outbound.deliverEphemeral("t:1", "typing", "typing".length(), Outbound.Kind.EPHEMERAL);
     assertEquals(0, s.outbound.size(), "the client has not been told of the subscription yet");
   }
 
@@ -183,11 +188,11 @@ class OutboundTest {
     Heard heard = new Heard();
     s.outbound.listen(heard);
     live(s.outbound, "t:1", 0);
-    s.outbound.deliverEphemeral("t:1", "p1", Outbound.Kind.PRESENCE);
-    s.outbound.deliverEphemeral("t:1", "typing", Outbound.Kind.EPHEMERAL);
-    s.outbound.deliverEphemeral("t:1", "p2", Outbound.Kind.PRESENCE);
+    s.outbound.deliverEphemeral("t:1", "p1", "p1".length(), Outbound.Kind.PRESENCE);
+    s.outbound.deliverEphemeral("t:1", "typing", "typing".length(), Outbound.Kind.EPHEMERAL);
+    s.outbound.deliverEphemeral("t:1", "p2", "p2".length(), Outbound.Kind.PRESENCE);
     assertEquals(2, s.outbound.size(), "refused at half full");
-    for (long o = 1; o <= 4; o++) s.outbound.deliver("t:1", "e1", o, "ev" + o, 0);
+    for (long o = 1; o <= 4; o++) deliver(s.outbound, "t:1", "e1", o, "ev" + o);
     assertEquals(List.of(), heard.said, "durable events took the ephemeral frames' places, no overflow");
     assertEquals(3.0, metrics.framesDropped.get());
     assertEquals(List.of("open", "ev1", "ev2", "ev3", "ev4"), s.read(5));
@@ -200,9 +205,9 @@ class OutboundTest {
     Heard heard = new Heard();
     s.outbound.listen(heard);
     live(s.outbound, "t:1", 0);
-    s.outbound.deliverEphemeral("t:1", "typing", Outbound.Kind.EPHEMERAL);
+    s.outbound.deliverEphemeral("t:1", "typing", "typing".length(), Outbound.Kind.EPHEMERAL);
     assertEquals(Outbound.Offer.ENQUEUED, s.outbound.offer("t:1", "leave-a", Outbound.Kind.PRESENCE_LEAVE));
-    s.outbound.deliver("t:1", "e1", 1, "ev1", 0); // sheds the typing frame, not the leave
+    deliver(s.outbound, "t:1", "e1", 1, "ev1"); // sheds the typing frame, not the leave
     // essential frames may go beyond the bound, up to twice the capacity
     assertEquals(Outbound.Offer.ENQUEUED, s.outbound.offer("t:1", "leave-b", Outbound.Kind.PRESENCE_LEAVE));
     assertEquals(Outbound.Offer.ENQUEUED, s.outbound.offer("t:1", "leave-c", Outbound.Kind.PRESENCE_LEAVE));
@@ -217,7 +222,7 @@ class OutboundTest {
     Heard heard = new Heard();
     s.outbound.listen(heard);
     live(s.outbound, "t:1", 0);
-    for (long o = 1; o <= 5; o++) s.outbound.deliver("t:1", "e1", o, "ev" + o, 0);
+    for (long o = 1; o <= 5; o++) deliver(s.outbound, "t:1", "e1", o, "ev" + o);
     assertEquals(2, s.outbound.size());
     assertEquals(List.of("t:1:DELIVER"), heard.said, "told once; what follows is held for history");
     assertEquals(5, s.outbound.target("t:1"));
@@ -253,7 +258,63 @@ class OutboundTest {
     List<HistoryEntry> page = List.of(new HistoryEntry(1, 0, "aaaaaa"), new HistoryEntry(2, 0, "bbbbbb"),
         new HistoryEntry(3, 0, "cc"));
     assertEquals(1, s.outbound.replay("t:1", "e1", page), "6 + 6 characters exceed 10");
-    assertEquals(4, s.outbound.freeChars());
+    assertEquals(4, s.outbound.freeBytes());
+  }
+
+  @Test
+  void unreadRepliesAreBoundedInBytesAsWellAsInCount() {
+    ReadBySocket s = new ReadBySocket(100, 1000);
+    String reply = "r".repeat(400);
+    assertEquals(Outbound.Offer.ENQUEUED, s.outbound.offer(reply));
+    assertEquals(Outbound.Offer.ENQUEUED, s.outbound.offer(reply));
+    assertEquals(Outbound.Offer.FULL, s.outbound.offer(reply), "1,200 bytes of unread replies exceed 1,000");
+    assertEquals(List.of("open", reply), s.read(2));
+    assertEquals(Outbound.Offer.ENQUEUED, s.outbound.offer(reply), "room again once the client reads");
+  }
+
+  @Test
+  void essentialFramesMayTakeTwiceTheByteBoundAndNoMore() {
+    ReadBySocket s = new ReadBySocket(100, 1000);
+    Heard heard = new Heard();
+    s.outbound.listen(heard);
+    live(s.outbound, "t:1", 0);
+    String leave = "l".repeat(600);
+    for (int i = 0; i < 3; i++) {
+      assertEquals(Outbound.Offer.ENQUEUED, s.outbound.offer("t:1", leave, Outbound.Kind.PRESENCE_LEAVE));
+    }
+    assertEquals(Outbound.Offer.FULL, s.outbound.offer("t:1", leave, Outbound.Kind.PRESENCE_LEAVE),
+        "2,400 bytes exceed twice the 1,000-byte bound, though 4 frames are far below twice 100");
+    assertEquals(Outbound.Offer.FULL, s.outbound.offer("t:1", "u".repeat(600), Outbound.Kind.ESSENTIAL));
+    assertEquals(List.of("open", leave, leave, leave), s.read(4));
+    assertEquals(List.of("presence-shed:[t:1]"), heard.said, "the refused leave is made good by a snapshot");
+  }
+
+  @Test
+  void sizesAreCountedInUtf8BytesNotCharacters() {
+    ReadBySocket s = new ReadBySocket(100, 1000);
+    s.outbound.attached("t:1", "e1", 3, 1000);
+    s.outbound.position("t:1", "e1", 0, 3, 1000);
+    String accented = "\u00e9".repeat(300); // 300 characters, 600 bytes
+    List<HistoryEntry> page = LongStream.rangeClosed(1, 3).mapToObj(o -> new HistoryEntry(o, 0, accented)).toList();
+    assertEquals(1, s.outbound.replay("t:1", "e1", page), "600 + 600 bytes exceed 1,000 (600 characters would not)");
+    assertEquals(400, s.outbound.freeBytes());
+    assertEquals(1200, Outbound.bytesOf(accented + accented));
+  }
+
+  @Test
+  void aPresenceSnapshotLargerThanTheBoundWaitsForTheDrainedBufferAndGoesOutAlone() {
+    ReadBySocket s = new ReadBySocket(100, 100);
+    Heard heard = new Heard();
+    s.outbound.listen(heard);
+    live(s.outbound, "t:1", 0);
+    deliver(s.outbound, "t:1", "e1", 1, "ev1");
+    String snapshot = "m".repeat(300);
+    s.outbound.deliverPresenceReply("t:1", snapshot);
+    assertEquals(1, s.outbound.size(), "300 bytes exceed twice the bound behind a queued event");
+    assertEquals(List.of("open", "ev1"), s.read(2));
+    assertEquals(List.of("presence-shed:[t:1]"), heard.said, "asked again once the buffer drained");
+    s.outbound.deliverPresenceReply("t:1", snapshot);
+    assertEquals(List.of(snapshot), s.read(1), "alone in an empty buffer it goes out");
   }
 
   @Test
