@@ -559,12 +559,15 @@ public final class ConnectionActor {
         sub.replyIds.add(f.id()); // answered with the owner's answer, or told pending at api.timeout
         if (sub.isAsking()) replyPendingLater(sub);
       }
-    } else if (f.since() == null && outbound.position(sub.name) != null) {
-      Pair<String, Long> at = outbound.position(sub.name); // subscribed already: a no-op (§4)
-      send(ServerFrames.subscribed(f.id(), sub.name, at.first(), Math.max(at.second(), sub.scopeOffset), true));
     } else {
-      sub.replyIds.add(f.id()); // subscribed already: ask the owner, to answer recovered for this since (§13.4)
-      askExplicitly(sub, f.since());
+      Pair<String, Long> at = f.since() == null ? outbound.position(sub.name) : null;
+      if (at != null) {
+        // subscribed already: a no-op (§4)
+        send(ServerFrames.subscribed(f.id(), sub.name, at.first(), Math.max(at.second(), sub.scopeOffset), true));
+      } else {
+        sub.replyIds.add(f.id()); // subscribed already: ask the owner, to answer recovered for this since (§13.4)
+        askExplicitly(sub, f.since());
+      }
     }
   }
 
@@ -728,9 +731,11 @@ public final class ConnectionActor {
   /** Positions the scope's cursor at what the client has; reads history first when anything is missing. */
   private void startDelivery(Subscription sub, AnswerRules.StartAt at) {
     cancelCatchUp(sub);
-    boolean live = outbound.position(sub.name, at.epoch(), at.from(), sub.scopeOffset, historyLimit(sub));
-    if (outbound.sawOtherEpoch(sub.name)) failover(sub); // a newer incarnation delivered meanwhile
-    else if (!live) catchUp(sub, CatchUp.REPLAY);
+    switch (outbound.position(sub.name, at.epoch(), at.from(), sub.scopeOffset, historyLimit(sub))) {
+      case OTHER_EPOCH -> failover(sub); // a newer incarnation delivered meanwhile
+      case READ_HISTORY -> catchUp(sub, CatchUp.REPLAY);
+      case LIVE -> { }
+    }
   }
 
   private long historyLimit(Subscription sub) {
@@ -766,17 +771,16 @@ public final class ConnectionActor {
       failover(sub);
       return;
     }
-    if (!outbound.hasRoomForPage()) {
+    Outbound.PageRoom room = outbound.nextPage(sub.name);
+    if (room == null) return;
+    if (!room.hasRoom()) { // the buffer tells once half of it is free
       sub.waitingForRoom = true;
-      outbound.whenRoom();
       return;
     }
-    Pair<String, Long> at = outbound.position(sub.name);
-    if (at == null) return;
     sub.pageRequest = nextRequestId++;
-    long chars = Math.max(1, Math.min(outbound.freeBytes(), MAX_PAGE_CHARS)); // a page's characters are at most its bytes
-    int frames = Math.max(1, Math.min(limits.replayPage(), outbound.freeFrames()));
-    sub.entity.tell(new ScopeEntity.ReadHistory(at.second(), frames, chars,
+    long chars = Math.max(1, Math.min(room.bytes(), MAX_PAGE_CHARS)); // a page's characters are at most its bytes
+    int frames = Math.max(1, Math.min(limits.replayPage(), room.frames()));
+    sub.entity.tell(new ScopeEntity.ReadHistory(room.delivered(), frames, chars,
         sub.pageRequest, pageAdapter));
     timers.startSingleTimer("page:" + sub.name, new PageTimedOut(sub.name, sub.pageRequest), deps.settings().api().timeout());
   }
@@ -796,17 +800,15 @@ public final class ConnectionActor {
     timers.cancel("page:" + sub.name);
     sub.pageRequest = 0;
     sub.scopeOffset = Math.max(sub.scopeOffset, page.offset());
-    Pair<String, Long> at = outbound.position(sub.name);
-    if (at == null) return;
-    if (!page.epoch().equals(at.first())) {
+    Outbound.Replayed replayed = outbound.replay(sub.name, page.epoch(), page.events(), sub.scopeOffset);
+    if (replayed == null) return;
+    if (!replayed.sameEpoch()) {
       failover(sub); // another incarnation answered: find out where we stand
       return;
     }
-    int taken = outbound.replay(sub.name, page.epoch(), page.events());
-    boolean live = outbound.goLive(sub.name, sub.scopeOffset);
-    long next = at.second() + 1;
+    long next = replayed.from() + 1;
     boolean hasNext = page.events().stream().anyMatch(e -> e.offset() == next);
-    switch (AnswerRules.afterPage(live, taken, hasNext, sub.catchUp)) {
+    switch (AnswerRules.afterPage(replayed.live(), replayed.taken(), hasNext, sub.catchUp)) {
       case LIVE -> sub.catchUp = CatchUp.NONE;
       case MORE -> readPage(sub);
       case WAIT_FOR_EMPTY -> {

@@ -36,12 +36,18 @@ import org.apache.pekko.stream.stage.AsyncCallback;
  * empty. An event's size is counted once, by the fanout, for all its subscribers. Replay is offered page by page as the socket frees
  * room ({@link #whenRoom}), so it never overflows the buffer (§13.20).
  *
- * <p>Thread-safe: the fanout, the connection actor and the stream call it concurrently; every
- * method takes the handle's lock for a few field updates.
+ * <p>Ownership. Three parties call it: the node's fanout (events, from its own thread), the
+ * connection actor (positions, replay, replies) and the socket's stage (taking frames). Its lanes
+ * and cursors belong to this object alone and are guarded by its lock, held only for a few field
+ * updates; nothing outside this class ever runs under it. Each caller's decision is made in one
+ * acquisition ({@link #position(String, String, long, long, long)}, {@link #nextPage},
+ * {@link #replay}, {@link #pause}), so the actor never acts on a reading another thread has
+ * changed since. What the actor must hear ({@link Listener}) is collected under the lock and told
+ * after it is released, and the stage is woken the same way: no callback runs under the lock.
  */
 public final class Outbound {
 
-  /** What the connection actor hears from its send buffer; called with the buffer's lock held, so it must only send messages. */
+  /** What the connection actor hears from its send buffer; called from any of the three threads, never under the buffer's lock. */
   public interface Listener {
     /** A live event of {@code scope} met a verdict other than deliver, duplicate or hold (a gap, a new epoch, too far behind) or found no room. */
     void attention(String scope, DeliveryCursor.Verdict verdict);
@@ -112,7 +118,10 @@ public final class Outbound {
   private int sheddable;
   private long queuedBytes;
   private final Map<String, DeliveryCursor> cursors = new HashMap<>(4);
-  private Listener listener;
+  private volatile Listener listener;
+  /** Notifications due from the stage's last take, told once the lock is released. */
+  private boolean roomDue;
+  private Set<String> snapshotsDue;
   private boolean roomWanted;
   /** Events wait behind the control lane until {@link #release} (a reply is being put ahead of them). */
   private boolean held;
@@ -146,7 +155,7 @@ public final class Outbound {
   }
 
   /** The connection actor listens from here on. */
-  public synchronized void listen(Listener l) {
+  public void listen(Listener l) {
     this.listener = l;
   }
 
@@ -222,6 +231,7 @@ public final class Outbound {
    */
   public boolean deliver(String scope, String epoch, long offset, String frame, int frameBytes, long publishedAt) {
     boolean wake = false;
+    DeliveryCursor.Verdict told = null;
     synchronized (this) {
       DeliveryCursor c = cursors.get(scope);
       if (c == null || finishing) return false;
@@ -234,14 +244,16 @@ public final class Outbound {
             wake = wakeIfWaiting();
           } else {
             c.fellBehind();
-            tell(scope, v);
+            told = v;
           }
         }
         case DUPLICATE, HOLD -> { }
-        default -> tell(scope, v);
+        default -> told = v;
       }
     }
     if (wake) wakeUp.invoke(Boolean.TRUE);
+    Listener l = listener;
+    if (told != null && l != null) l.attention(scope, told);
     return true;
   }
 
@@ -276,15 +288,27 @@ public final class Outbound {
 
   // ---- positioning and replay, from the connection actor -------------------------------------
 
+  /** Where a positioned cursor stands. */
+  public enum Positioned {
+    /** Nothing is missing: live events flow. */
+    LIVE,
+    /** Events up to the owner's offset are missing: read history first. */
+    READ_HISTORY,
+    /** A live event of another epoch arrived meanwhile: the owner changed, ask it again. */
+    OTHER_EPOCH
+  }
+
   /**
    * Positions the scope's cursor at what the client has ({@code epoch}, {@code delivered}) and goes
-   * live when nothing up to {@code scopeOffset} is missing. False: read history first.
+   * live when nothing up to {@code scopeOffset} is missing, in one step.
    */
-  public synchronized boolean position(String scope, String epoch, long delivered, long scopeOffset, long historyLimit) {
-    if (finishing) return false;
+  public synchronized Positioned position(String scope, String epoch, long delivered, long scopeOffset, long historyLimit) {
+    if (finishing) return Positioned.READ_HISTORY;
     DeliveryCursor c = cursors.computeIfAbsent(scope, s -> new DeliveryCursor(epoch, delivered, historyLimit));
     c.reposition(epoch, delivered);
-    return c.goLive(scopeOffset);
+    boolean live = c.goLive(scopeOffset);
+    if (c.sawOtherEpoch()) return Positioned.OTHER_EPOCH;
+    return live ? Positioned.LIVE : Positioned.READ_HISTORY;
   }
 
   /** A {@code resync} frame in order with the scope's events, and the cursor continues from there. */
@@ -318,15 +342,25 @@ public final class Outbound {
   }
 
   /**
-   * Replayed events of {@code epoch}, ascending; takes them while they continue the cursor and fit.
-   * Returns how many were taken; the cursor's {@link #delivered} tells where it stands.
+   * What a replayed page did: whether it was of the cursor's epoch, the offset the cursor stood at
+   * before it, how many events it took, and whether the scope is live afterwards.
    */
-  public int replay(String scope, String epoch, List<HistoryEntry> page) {
+  public record Replayed(boolean sameEpoch, long from, int taken, boolean live) {}
+
+  /**
+   * Replayed events of {@code epoch}, ascending; takes them while they continue the cursor and fit,
+   * and goes live if nothing up to {@code scopeOffset} is missing then, in one step. Null when the
+   * scope is not followed any more.
+   */
+  public Replayed replay(String scope, String epoch, List<HistoryEntry> page, long scopeOffset) {
     int taken = 0;
     boolean wake = false;
+    Replayed result;
     synchronized (this) {
       DeliveryCursor c = cursors.get(scope);
-      if (c == null || finishing || !c.epoch().equals(epoch)) return 0;
+      if (c == null || finishing) return null;
+      long from = c.delivered();
+      if (!c.epoch().equals(epoch)) return new Replayed(false, from, 0, false);
       for (HistoryEntry e : page) {
         if (e.offset() <= c.delivered()) continue;
         int bytes = bytesOf(e.frame());
@@ -336,9 +370,10 @@ public final class Outbound {
         taken++;
       }
       if (taken > 0) wake = wakeIfWaiting();
+      result = new Replayed(true, from, taken, c.goLive(scopeOffset));
     }
     if (wake) wakeUp.invoke(Boolean.TRUE);
-    return taken;
+    return result;
   }
 
   /** Live again if nothing is missing up to {@code scopeOffset} and every live event seen. */
@@ -386,9 +421,30 @@ public final class Outbound {
     return Math.max(0, maxBytes - queuedBytes);
   }
 
-  /** At least half the buffer is free, by frames and by bytes: room for a replay page. */
-  public synchronized boolean hasRoomForPage() {
-    return hasRoom();
+  /**
+   * Where the scope's replay continues ({@code epoch}, after {@code delivered}) and how much the
+   * next page may hold; {@code frames == 0}: less than half the buffer is free, and
+   * {@link Listener#room} follows once it is.
+   */
+  public record PageRoom(String epoch, long delivered, int frames, long bytes) {
+    public boolean hasRoom() {
+      return frames > 0;
+    }
+  }
+
+  /** The next replay page's room, in one step; null when the scope is not followed. */
+  public PageRoom nextPage(String scope) {
+    PageRoom room;
+    synchronized (this) {
+      DeliveryCursor c = cursors.get(scope);
+      if (c == null) return null;
+      if (hasRoom()) {
+        return new PageRoom(c.epoch(), c.delivered(), Math.max(0, capacity - queued), Math.max(0, maxBytes - queuedBytes));
+      }
+      room = new PageRoom(c.epoch(), c.delivered(), 0, 0);
+      roomWanted = true;
+    }
+    return room;
   }
 
   /** Frames waiting to be written. */
@@ -397,13 +453,13 @@ public final class Outbound {
   }
 
   /** Calls {@link Listener#room} once at least half the buffer is free (at once if it already is). */
-  public synchronized void whenRoom() {
-    if (hasRoom()) {
-      roomWanted = false;
-      if (listener != null) listener.room();
-    } else {
-      roomWanted = true;
+  public void whenRoom() {
+    synchronized (this) {
+      roomWanted = !hasRoom();
+      if (roomWanted) return;
     }
+    Listener l = listener;
+    if (l != null) l.room();
   }
 
   /**
@@ -424,13 +480,13 @@ public final class Outbound {
   }
 
   /** Calls {@link Listener#room} once the main lane is empty (a frame too large for the free room fits then). */
-  public synchronized void whenEmpty() {
-    if (queued == 0) {
-      emptyWanted = false;
-      if (listener != null) listener.room();
-    } else {
-      emptyWanted = true;
+  public void whenEmpty() {
+    synchronized (this) {
+      emptyWanted = queued != 0;
+      if (emptyWanted) return;
     }
+    Listener l = listener;
+    if (l != null) l.room();
   }
 
   // ---- closing -------------------------------------------------------------------------------
@@ -522,10 +578,6 @@ public final class Outbound {
     }
   }
 
-  private void tell(String scope, DeliveryCursor.Verdict v) {
-    if (listener != null) listener.attention(scope, v);
-  }
-
   private boolean wakeIfWaiting() {
     if (!waiting || wakeUp == null) return false;
     waiting = false;
@@ -545,8 +597,25 @@ public final class Outbound {
     return finishing && closing != null && closing.isEmpty();
   }
 
-  /** The next frame to write, or null (then the stage waits for a wake-up). */
-  synchronized Frame next() {
+  /** The next frame to write, or null (then the stage waits for a wake-up); then tells the actor what became due. */
+  Frame next() {
+    Frame f;
+    boolean room;
+    Set<String> snapshots;
+    synchronized (this) {
+      f = take();
+      room = roomDue;
+      snapshots = snapshotsDue;
+      roomDue = false;
+      snapshotsDue = null;
+    }
+    Listener l = listener;
+    if (l != null && room) l.room();
+    if (l != null && snapshots != null) l.presenceShed(snapshots);
+    return f;
+  }
+
+  private Frame take() {
     if (closing != null) {
       String c = closing;
       closing = "";
@@ -573,14 +642,14 @@ public final class Outbound {
     if (f.kind == Kind.EPHEMERAL || f.kind == Kind.PRESENCE) sheddable--;
     if (emptyWanted && queued == 0) {
       emptyWanted = false;
-      if (listener != null) listener.room();
+      roomDue = true;
     }
     if (roomWanted && hasRoom()) {
       roomWanted = false;
-      if (listener != null) listener.room();
+      roomDue = true;
     }
     if (queued == 0 && presenceShed != null) {
-      if (listener != null) listener.presenceShed(presenceShed);
+      snapshotsDue = presenceShed;
       presenceShed = null;
     }
     return f;

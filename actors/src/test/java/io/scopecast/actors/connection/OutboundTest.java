@@ -85,23 +85,42 @@ class OutboundTest {
     }
   }
 
-  /** A listener that records what the connection actor would be told. */
+  /**
+   * A listener that records what the connection actor would be told, and "under the lock" for a
+   * call made while the buffer's lock is held (a listener must be free to call back into it, and
+   * a thread delivering to many connections must not wait on one connection's listener).
+   */
   private static final class Heard implements Outbound.Listener {
     final List<String> said = new ArrayList<>();
+    private final Outbound watched;
 
-    @Override
-    public synchronized void attention(String scope, DeliveryCursor.Verdict verdict) {
-      said.add(scope + ":" + verdict);
+    private Heard(Outbound watched) {
+      this.watched = watched;
+    }
+
+    static Heard on(Outbound o) {
+      Heard heard = new Heard(o);
+      o.listen(heard);
+      return heard;
+    }
+
+    private synchronized void heard(String what) {
+      said.add(Thread.holdsLock(watched) ? "under the lock: " + what : what);
     }
 
     @Override
-    public synchronized void room() {
-      said.add("room");
+    public void attention(String scope, DeliveryCursor.Verdict verdict) {
+      heard(scope + ":" + verdict);
     }
 
     @Override
-    public synchronized void presenceShed(Set<String> scopes) {
-      said.add("presence-shed:" + scopes);
+    public void room() {
+      heard("room");
+    }
+
+    @Override
+    public void presenceShed(Set<String> scopes) {
+      heard("presence-shed:" + scopes);
     }
   }
 
@@ -112,7 +131,7 @@ class OutboundTest {
 
   private static Outbound live(Outbound o, String scope, long at) {
     o.attached(scope, "e1", at, 1000);
-    assertTrue(o.position(scope, "e1", at, at, 1000));
+    assertEquals(Outbound.Positioned.LIVE, o.position(scope, "e1", at, at, 1000));
     return o;
   }
 
@@ -161,8 +180,7 @@ class OutboundTest {
   @Test
   void theCursorLetsTheNextOffsetThroughAndReportsGapsAndEpochs() {
     ReadBySocket s = new ReadBySocket(8, 1 << 20);
-    Heard heard = new Heard();
-    s.outbound.listen(heard);
+    Heard heard = Heard.on(s.outbound);
     live(s.outbound, "t:1", 5);
     deliver(s.outbound, "t:1", "e1", 5, "dup");
     deliver(s.outbound, "t:1", "e1", 6, "ev6");
@@ -171,6 +189,21 @@ class OutboundTest {
     assertEquals(List.of("open", "ev6"), s.read(2));
     assertEquals(List.of("t:1:GAP", "t:1:NEW_EPOCH"), heard.said);
     assertEquals(0, s.outbound.size());
+  }
+
+  @Test
+  void roomAndEmptyAreToldOutsideTheLockAtOnceOrOnceTheSocketHasRead() {
+    ReadBySocket s = new ReadBySocket(4, 1 << 20);
+    Heard heard = Heard.on(s.outbound);
+    s.outbound.whenRoom();
+    s.outbound.whenEmpty();
+    assertEquals(List.of("room", "room"), heard.said, "an empty buffer has room at once");
+    live(s.outbound, "t:1", 0);
+    for (long o = 1; o <= 2; o++) deliver(s.outbound, "t:1", "e1", o, "ev" + o);
+    s.outbound.whenEmpty();
+    assertEquals(List.of("room", "room"), heard.said, "not empty yet");
+    assertEquals(List.of("open", "ev1", "ev2"), s.read(3));
+    assertEquals(List.of("room", "room", "room"), heard.said, "told when the socket took the last event");
   }
 
   @Test
@@ -185,8 +218,7 @@ class OutboundTest {
   @Test
   void ephemeralFramesAreRefusedOnceHalfFullAndShedToMakeRoomForDurableOnes() {
     ReadBySocket s = new ReadBySocket(4, 1 << 20);
-    Heard heard = new Heard();
-    s.outbound.listen(heard);
+    Heard heard = Heard.on(s.outbound);
     live(s.outbound, "t:1", 0);
     s.outbound.deliverEphemeral("t:1", "p1", "p1".length(), Outbound.Kind.PRESENCE);
     s.outbound.deliverEphemeral("t:1", "typing", "typing".length(), Outbound.Kind.EPHEMERAL);
@@ -202,8 +234,7 @@ class OutboundTest {
   @Test
   void aPresenceLeaveIsNeverShedAndOneThatFindsNoRoomAtAllBecomesASnapshot() {
     ReadBySocket s = new ReadBySocket(2, 1 << 20);
-    Heard heard = new Heard();
-    s.outbound.listen(heard);
+    Heard heard = Heard.on(s.outbound);
     live(s.outbound, "t:1", 0);
     s.outbound.deliverEphemeral("t:1", "typing", "typing".length(), Outbound.Kind.EPHEMERAL);
     assertEquals(Outbound.Offer.ENQUEUED, s.outbound.offer("t:1", "leave-a", Outbound.Kind.PRESENCE_LEAVE));
@@ -219,8 +250,7 @@ class OutboundTest {
   @Test
   void aFullBufferMakesTheCursorFallBehindInsteadOfQueueingBeyondTheBound() {
     ReadBySocket s = new ReadBySocket(2, 1 << 20);
-    Heard heard = new Heard();
-    s.outbound.listen(heard);
+    Heard heard = Heard.on(s.outbound);
     live(s.outbound, "t:1", 0);
     for (long o = 1; o <= 5; o++) deliver(s.outbound, "t:1", "e1", o, "ev" + o);
     assertEquals(2, s.outbound.size());
@@ -232,21 +262,22 @@ class OutboundTest {
   @Test
   void replayTakesWhatFitsAndContinuesAsTheSocketFreesRoom() {
     ReadBySocket s = new ReadBySocket(4, 1 << 20);
-    Heard heard = new Heard();
-    s.outbound.listen(heard);
+    Heard heard = Heard.on(s.outbound);
     s.outbound.attached("t:1", "e1", 10, 1000);
-    assertFalse(s.outbound.position("t:1", "e1", 0, 10, 1000));
+    assertEquals(Outbound.Positioned.READ_HISTORY, s.outbound.position("t:1", "e1", 0, 10, 1000));
     List<HistoryEntry> page = LongStream.rangeClosed(1, 10).mapToObj(o -> new HistoryEntry(o, 0, "ev" + o)).toList();
-    assertEquals(4, s.outbound.replay("t:1", "e1", page));
+    Outbound.Replayed first = s.outbound.replay("t:1", "e1", page, 10);
+    assertEquals(new Outbound.Replayed(true, 0, 4, false), first);
     s.outbound.whenRoom();
     assertEquals(List.of(), heard.said);
     assertEquals(List.of("open", "ev1", "ev2"), s.read(3));
     assertEquals(List.of("room"), heard.said, "half the buffer is free again");
     // two places are free, or three once the socket has taken ev3 (its pull is asynchronous)
-    int taken = s.outbound.replay("t:1", "e1", page.subList(4, 10));
+    int taken = s.outbound.replay("t:1", "e1", page.subList(4, 10), 10).taken();
     assertTrue(taken == 2 || taken == 3, "took " + taken);
     assertEquals(4L + taken, s.outbound.position("t:1").second());
-    assertEquals(0, s.outbound.replay("t:1", "e2", page), "another epoch's history is not this cursor's");
+    assertEquals(new Outbound.Replayed(false, 4L + taken, 0, false), s.outbound.replay("t:1", "e2", page, 10),
+        "another epoch's history is not this cursor's");
     assertFalse(s.outbound.goLive("t:1", 10));
   }
 
@@ -257,7 +288,7 @@ class OutboundTest {
     s.outbound.position("t:1", "e1", 0, 3, 1000);
     List<HistoryEntry> page = List.of(new HistoryEntry(1, 0, "aaaaaa"), new HistoryEntry(2, 0, "bbbbbb"),
         new HistoryEntry(3, 0, "cc"));
-    assertEquals(1, s.outbound.replay("t:1", "e1", page), "6 + 6 characters exceed 10");
+    assertEquals(1, s.outbound.replay("t:1", "e1", page, 3).taken(), "6 + 6 characters exceed 10");
     assertEquals(4, s.outbound.freeBytes());
   }
 
@@ -275,8 +306,7 @@ class OutboundTest {
   @Test
   void essentialFramesMayTakeTwiceTheByteBoundAndNoMore() {
     ReadBySocket s = new ReadBySocket(100, 1000);
-    Heard heard = new Heard();
-    s.outbound.listen(heard);
+    Heard heard = Heard.on(s.outbound);
     live(s.outbound, "t:1", 0);
     String leave = "l".repeat(600);
     for (int i = 0; i < 3; i++) {
@@ -296,7 +326,7 @@ class OutboundTest {
     s.outbound.position("t:1", "e1", 0, 3, 1000);
     String accented = "\u00e9".repeat(300); // 300 characters, 600 bytes
     List<HistoryEntry> page = LongStream.rangeClosed(1, 3).mapToObj(o -> new HistoryEntry(o, 0, accented)).toList();
-    assertEquals(1, s.outbound.replay("t:1", "e1", page), "600 + 600 bytes exceed 1,000 (600 characters would not)");
+    assertEquals(1, s.outbound.replay("t:1", "e1", page, 3).taken(), "600 + 600 bytes exceed 1,000 (600 characters would not)");
     assertEquals(400, s.outbound.freeBytes());
     assertEquals(1200, Outbound.bytesOf(accented + accented));
   }
@@ -304,8 +334,7 @@ class OutboundTest {
   @Test
   void aPresenceSnapshotLargerThanTheBoundWaitsForTheDrainedBufferAndGoesOutAlone() {
     ReadBySocket s = new ReadBySocket(100, 100);
-    Heard heard = new Heard();
-    s.outbound.listen(heard);
+    Heard heard = Heard.on(s.outbound);
     live(s.outbound, "t:1", 0);
     deliver(s.outbound, "t:1", "e1", 1, "ev1");
     String snapshot = "m".repeat(300);
