@@ -397,12 +397,11 @@ public final class ConnectionActor {
       if (e.error() != null) {
         handshake.refused(null, ServerFrames.error(null, e.error(), e.scopeText()));
       } else if (subs.containsKey(e.scope().toString())) {
-        subs.get(e.scope().toString()).since = e.since(); // an automatic scope the client resumes
+        subs.get(e.scope().toString()).resumeFrom(e.since()); // an automatic scope the client resumes
       } else {
         String name = e.scope().toString();
-        Subscription sub = new Subscription(e.scope());
-        sub.since = e.since();
-        sub.authorization = nextRequestId++;
+        Subscription sub = new Subscription(e.scope(), e.since());
+        sub.authorizing(nextRequestId++);
         subs.put(name, sub);
         handshake.expect(name);
         handshake.authorizing();
@@ -410,27 +409,26 @@ public final class ConnectionActor {
       }
     }
     for (Subscription sub : subs.values()) {
-      if (sub.state != Subscription.State.AUTHORIZING || isAutomatic(sub)) ask(sub, Reason.HANDSHAKE, sub.since);
+      if (!sub.isAuthorizing() || isAutomatic(sub)) ask(sub, Reason.HANDSHAKE, sub.since());
     }
     timers.startSingleTimer(Timer.HANDSHAKE_DEADLINE, deps.settings().api().timeout());
     if (handshake.complete()) sendConnected();
   }
 
   private void subscribeInHandshake(ScopeId scope, Position since) {
-    Subscription sub = new Subscription(scope);
-    sub.since = since;
-    subs.put(sub.name, sub);
-    handshake.expect(sub.name);
+    Subscription sub = new Subscription(scope, since);
+    subs.put(sub.name(), sub);
+    handshake.expect(sub.name());
   }
 
   private boolean isAutomatic(Subscription sub) {
-    return sub.scope.equals(ScopeId.user(claims.user())) || (workspace != null && sub.scope.equals(ScopeId.workspace(workspace)));
+    return sub.scope().equals(ScopeId.user(claims.user())) || (workspace != null && sub.scope().equals(ScopeId.workspace(workspace)));
   }
 
   private void authorize(Subscription sub, String token) {
-    String name = sub.name;
-    long id = sub.authorization;
-    ctx.pipeToSelf(deps.authorizer().authorize(new ScopeAuthorizer.Request(claims, sub.scope, token, workspace)),
+    String name = sub.name();
+    long id = sub.authorization();
+    ctx.pipeToSelf(deps.authorizer().authorize(new ScopeAuthorizer.Request(claims, sub.scope(), token, workspace)),
         (d, err) -> new Authorized(name, id, err != null || d == null ? Decision.UNAVAILABLE : d));
   }
 
@@ -440,10 +438,10 @@ public final class ConnectionActor {
     handshake.authorized();
     ProtocolError refusal = refusal(sub, a.decision());
     if (refusal != null) {
-      subs.remove(sub.name);
-      handshake.refused(sub.name, ServerFrames.error(null, refusal, sub.name));
+      subs.remove(sub.name());
+      handshake.refused(sub.name(), ServerFrames.error(null, refusal, sub.name()));
     } else {
-      ask(sub, Reason.HANDSHAKE, sub.since);
+      ask(sub, Reason.HANDSHAKE, sub.since());
     }
     if (handshake.complete() || (deadlinePassed && handshake.authorizationsDone())) sendConnected();
   }
@@ -451,19 +449,18 @@ public final class ConnectionActor {
   /** The subscription an authorization answers, if it is still waiting for it. */
   private Subscription authorizing(Authorized a) {
     Subscription sub = subs.get(a.scope());
-    boolean current = sub != null && sub.state == Subscription.State.AUTHORIZING && sub.authorization == a.authorization();
-    return current ? sub : null;
+    return sub != null && sub.awaitsAuthorization(a.authorization()) ? sub : null;
   }
 
   /** Why an authorized subscription cannot be had, or null: denied, or over max-subscriptions. */
   private ProtocolError refusal(Subscription sub, Decision d) {
     if (d != Decision.ALLOW) {
-      metrics.subscribeDenials.labelValues(sub.scope.type()).inc();
+      metrics.subscribeDenials.labelValues(sub.scope().type()).inc();
       return d == Decision.UNAVAILABLE
-          ? ProtocolError.of(ErrorCode.UNAVAILABLE, "authorization for " + sub.name + " is unavailable, try again")
-          : ProtocolError.of(ErrorCode.FORBIDDEN, "not allowed to subscribe to " + sub.name);
+          ? ProtocolError.of(ErrorCode.UNAVAILABLE, "authorization for " + sub.name() + " is unavailable, try again")
+          : ProtocolError.of(ErrorCode.FORBIDDEN, "not allowed to subscribe to " + sub.name());
     }
-    long held = subs.values().stream().filter(s -> s != sub && s.state != Subscription.State.AUTHORIZING).count();
+    long held = subs.values().stream().filter(s -> s != sub && !s.isAuthorizing()).count();
     return held >= limits.maxSubscriptions()
         ? ProtocolError.of(ErrorCode.LIMIT_EXCEEDED, "more than " + limits.maxSubscriptions() + " subscriptions")
         : null;
@@ -481,12 +478,11 @@ public final class ConnectionActor {
     outbound.hold();
     timers.startTimerWithFixedDelay(Timer.SEND_PING, limits.heartbeatInterval());
     for (Subscription sub : List.copyOf(subs.values())) {
-      if (sub.start != null) {
-        startDelivery(sub, sub.start);
-        sub.start = null;
-        if (sub.entity == null) failover(sub); // its owner stopped during the handshake
+      if (sub.waitsForConnected()) {
+        startDelivery(sub, sub.takeStart());
+        if (sub.owner() == null) failover(sub); // its owner stopped during the handshake
       } else if (sub.isAsking()) {
-        sub.toldPending = true;
+        sub.toldPending();
         metrics.subscriptionsPending.inc();
       }
     }
@@ -545,27 +541,25 @@ public final class ConnectionActor {
   private void onSubscribeFrame(ClientFrame.Subscribe f) {
     Subscription sub = subs.get(f.scope().toString());
     if (sub == null) {
-      sub = new Subscription(f.scope());
-      sub.since = f.since();
-      sub.token = f.token();
-      sub.authorization = nextRequestId++;
-      sub.replyIds.add(f.id());
-      subs.put(sub.name, sub);
+      sub = new Subscription(f.scope(), f.since());
+      sub.authorizing(nextRequestId++);
+      sub.awaitReply(f.id());
+      subs.put(sub.name(), sub);
       authorize(sub, f.token());
-    } else if (sub.isAsking() || sub.state == Subscription.State.AUTHORIZING) {
-      if (sub.toldPending) {
-        send(ServerFrames.subscribedPending(f.id(), sub.name));
+    } else if (sub.isAsking() || sub.isAuthorizing()) {
+      if (sub.wasToldPending()) {
+        send(ServerFrames.subscribedPending(f.id(), sub.name()));
       } else {
-        sub.replyIds.add(f.id()); // answered with the owner's answer, or told pending at api.timeout
+        sub.awaitReply(f.id()); // answered with the owner's answer, or told pending at api.timeout
         if (sub.isAsking()) replyPendingLater(sub);
       }
     } else {
-      Pair<String, Long> at = f.since() == null ? outbound.position(sub.name) : null;
+      Pair<String, Long> at = f.since() == null ? outbound.position(sub.name()) : null;
       if (at != null) {
         // subscribed already: a no-op (§4)
-        send(ServerFrames.subscribed(f.id(), sub.name, at.first(), Math.max(at.second(), sub.scopeOffset), true));
+        send(ServerFrames.subscribed(f.id(), sub.name(), at.first(), Math.max(at.second(), sub.scopeOffset()), true));
       } else {
-        sub.replyIds.add(f.id()); // subscribed already: ask the owner, to answer recovered for this since (§13.4)
+        sub.awaitReply(f.id()); // subscribed already: ask the owner, to answer recovered for this since (§13.4)
         askExplicitly(sub, f.since());
       }
     }
@@ -576,11 +570,11 @@ public final class ConnectionActor {
     if (sub == null) return;
     ProtocolError refusal = refusal(sub, a.decision());
     if (refusal == null) {
-      askExplicitly(sub, sub.since);
+      askExplicitly(sub, sub.since());
       return;
     }
-    subs.remove(sub.name);
-    for (JsonNode id : sub.replyIds) refuse(id, refusal);
+    subs.remove(sub.name());
+    for (JsonNode id : sub.waitingReplies()) refuse(id, refusal);
   }
 
   private void askExplicitly(Subscription sub, Position since) {
@@ -589,30 +583,26 @@ public final class ConnectionActor {
   }
 
   private void replyPendingLater(Subscription sub) {
-    String key = "pending:" + sub.name;
-    if (!timers.isTimerActive(key)) timers.startSingleTimer(key, new ReplyPending(sub.name), deps.settings().api().timeout());
+    String key = "pending:" + sub.name();
+    if (!timers.isTimerActive(key)) timers.startSingleTimer(key, new ReplyPending(sub.name()), deps.settings().api().timeout());
   }
 
   /** The owner has not answered in time: subscribe frames waiting for it are told the scope is pending (§13.18). */
   private void onReplyPending(ReplyPending p) {
     Subscription sub = subs.get(p.scope());
-    if (sub == null || !sub.isAsking() || sub.replyIds.isEmpty()) return;
-    for (JsonNode id : sub.replyIds) send(ServerFrames.subscribedPending(id, sub.name));
-    sub.replyIds.clear();
-    sub.toldPending = true;
+    if (sub == null || !sub.isAsking() || sub.waitingReplies().isEmpty()) return;
+    for (JsonNode id : sub.toldPending()) send(ServerFrames.subscribedPending(id, sub.name()));
     metrics.subscriptionsPending.inc();
   }
 
   private void onUnsubscribeFrame(ClientFrame.Unsubscribe f) {
     Subscription sub = subs.remove(f.scope().toString());
     if (sub != null) {
-      for (String kind : List.of("sub:", "page:", "pending:")) timers.cancel(kind + sub.name);
-      if (sub.state != Subscription.State.AUTHORIZING) {
-        deps.scopes().apply(sub.name).tell(new ScopeEntity.Unsubscribe(ctx.getSelf()));
-      }
-      if (sub.entity != null) ctx.unwatch(sub.entity);
-      outbound.remove(sub.name);
-      for (JsonNode id : sub.replyIds) {
+      for (String kind : List.of("sub:", "page:", "pending:")) timers.cancel(kind + sub.name());
+      if (!sub.isAuthorizing()) deps.scopes().apply(sub.name()).tell(new ScopeEntity.Unsubscribe(ctx.getSelf()));
+      if (sub.owner() != null) ctx.unwatch(sub.owner());
+      outbound.remove(sub.name());
+      for (JsonNode id : sub.waitingReplies()) {
         send(ServerFrames.error(id, ProtocolError.badRequest("unsubscribed before the subscription completed")));
       }
     }
@@ -628,9 +618,9 @@ public final class ConnectionActor {
   }
 
   private void sendSubscribe(Subscription sub, long requestId) {
-    deps.scopes().apply(sub.name).tell(new ScopeEntity.Subscribe(ctx.getSelf(), deps.fanout(), claims.user(),
-        sub.since, requestId, status, statusText));
-    timers.startSingleTimer("sub:" + sub.name, new RetrySubscribe(sub.name), sub.nextRetry(deps.random()));
+    deps.scopes().apply(sub.name()).tell(new ScopeEntity.Subscribe(ctx.getSelf(), deps.fanout(), claims.user(),
+        sub.since(), requestId, status, statusText));
+    timers.startSingleTimer("sub:" + sub.name(), new RetrySubscribe(sub.name()), sub.nextRetry(deps.random()));
   }
 
   private void onRetry(RetrySubscribe r) {
@@ -641,7 +631,7 @@ public final class ConnectionActor {
   private void onNotYet(SubscribeNotYet n) {
     Subscription sub = subs.get(n.scope());
     if (sub == null || !sub.accepts(n.requestId())) return;
-    timers.startSingleTimer("sub:" + sub.name, new RetrySubscribe(sub.name), sub.nextRetry(deps.random()));
+    timers.startSingleTimer("sub:" + sub.name(), new RetrySubscribe(sub.name()), sub.nextRetry(deps.random()));
   }
 
   private void onSubscribed(Subscribed ack) {
@@ -653,26 +643,24 @@ public final class ConnectionActor {
       return;
     }
     if (!sub.accepts(ack.requestId())) return; // an answer to a question already answered
-    timers.cancel("sub:" + sub.name);
-    timers.cancel("pending:" + sub.name);
-    Reason why = sub.reason;
-    Position since = sub.since;
-    sub.answered();
-    sub.scopeOffset = ack.offset();
-    if (!ack.entity().equals(sub.entity)) {
-      if (sub.entity != null) ctx.unwatch(sub.entity);
-      sub.entity = ack.entity();
-      ctx.watchWith(ack.entity(), new EntityStopped(sub.name, ack.entity()));
+    timers.cancel("sub:" + sub.name());
+    timers.cancel("pending:" + sub.name());
+    ActorRef<ScopeEntity.Command> before = sub.owner();
+    Subscription.Answered answered = sub.answered(ack.offset());
+    Reason why = answered.why();
+    Position since = answered.since();
+    if (sub.ownedBy(ack.entity())) {
+      if (before != null) ctx.unwatch(before);
+      ctx.watchWith(ack.entity(), new EntityStopped(sub.name(), ack.entity()));
     }
     if (since != null && why != Reason.FAILOVER) metrics.resume(ack.recovered());
     boolean recovered = AnswerRules.toldRecovered(since, ack.recovered());
-    if (sub.state != Subscription.State.ANSWERED) {
-      sub.state = Subscription.State.ANSWERED;
-      metrics.subscribes.labelValues(sub.scope.type()).inc();
+    if (answered.first()) {
+      metrics.subscribes.labelValues(sub.scope().type()).inc();
       AnswerRules.StartAt start = AnswerRules.firstAnswer(since, ack.epoch(), ack.offset(), ack.recovered());
-      if (why == Reason.HANDSHAKE && !sub.toldPending) { // delivery starts once connected is out
-        handshake.answered(sub.name, new ServerFrames.ScopeEntry(sub.name, ack.epoch(), ack.offset(), recovered));
-        sub.start = start;
+      if (why == Reason.HANDSHAKE && !sub.wasToldPending()) { // delivery starts once connected is out
+        handshake.answered(sub.name(), new ServerFrames.ScopeEntry(sub.name(), ack.epoch(), ack.offset(), recovered));
+        sub.startOnConnected(start);
         if (handshake.complete()) sendConnected();
         return;
       }
@@ -684,7 +672,7 @@ public final class ConnectionActor {
     }
     // live events wait while the reply is queued and the position set again; the reply follows
     // what is queued of the scope, so everything after it agrees with it (§5)
-    Pair<String, Long> at = outbound.pause(sub.name);
+    Pair<String, Long> at = outbound.pause(sub.name());
     replySubscribed(sub, ack, recovered, true);
     AnswerRules.Next next = at == null
         ? AnswerRules.firstAnswer(since, ack.epoch(), ack.offset(), ack.recovered())
@@ -692,7 +680,7 @@ public final class ConnectionActor {
     if (next instanceof AnswerRules.Resync r) resync(sub, r.epoch(), r.offset(), r.reason());
     else startDelivery(sub, (AnswerRules.StartAt) next);
     // a new owner knows the members afresh (users only on a lost node are gone): §13.19's snapshot
-    if (why == Reason.FAILOVER && deps.settings().type(sub.scope.type()).presence()) queryPresence(null, sub.name);
+    if (why == Reason.FAILOVER && deps.settings().type(sub.scope().type()).presence()) queryPresence(null, sub.name());
   }
 
   /**
@@ -701,29 +689,26 @@ public final class ConnectionActor {
    *     scope's events are held behind it)
    */
   private void replySubscribed(Subscription sub, Subscribed ack, boolean recovered, boolean inOrder) {
-    if (sub.toldPending && sub.replyIds.isEmpty()) sub.replyIds.add(null); // unsolicited (§13.18)
-    sub.toldPending = false;
-    for (JsonNode id : sub.replyIds) {
-      String frame = ServerFrames.subscribed(id, sub.name, ack.epoch(), ack.offset(), recovered);
-      if (inOrder) sendInOrder(sub.name, frame);
+    for (JsonNode id : sub.takeReplies()) {
+      String frame = ServerFrames.subscribed(id, sub.name(), ack.epoch(), ack.offset(), recovered);
+      if (inOrder) sendInOrder(sub.name(), frame);
       else send(frame);
     }
-    sub.replyIds.clear();
   }
 
   /** The owner is gone or changed: ask again from what was delivered (unless a question is out already). */
   private void failover(Subscription sub) {
-    Pair<String, Long> at = outbound.pause(sub.name);
+    Pair<String, Long> at = outbound.pause(sub.name());
     cancelCatchUp(sub);
     if (sub.isAsking()) return;
-    ask(sub, Reason.FAILOVER, at == null ? sub.since : new Position(at.first(), at.second()));
+    ask(sub, Reason.FAILOVER, at == null ? sub.since() : new Position(at.first(), at.second()));
   }
 
   private void onEntityStopped(EntityStopped s) {
     Subscription sub = subs.get(s.scope());
-    if (sub == null || !s.entity().equals(sub.entity)) return;
-    sub.entity = null;
-    if (sub.isAnswered() && sub.start == null) failover(sub); // during the handshake: once connected is out
+    if (sub == null || !sub.isOwnedBy(s.entity())) return;
+    sub.ownerStopped();
+    if (sub.isAnswered() && !sub.waitsForConnected()) failover(sub); // during the handshake: once connected is out
   }
 
   // ---- delivery: positions, catching up, resync (§5, §13.8, §13.20) --------------------------
@@ -731,7 +716,7 @@ public final class ConnectionActor {
   /** Positions the scope's cursor at what the client has; reads history first when anything is missing. */
   private void startDelivery(Subscription sub, AnswerRules.StartAt at) {
     cancelCatchUp(sub);
-    switch (outbound.position(sub.name, at.epoch(), at.from(), sub.scopeOffset, historyLimit(sub))) {
+    switch (outbound.position(sub.name(), at.epoch(), at.from(), sub.scopeOffset(), historyLimit(sub))) {
       case OTHER_EPOCH -> failover(sub); // a newer incarnation delivered meanwhile
       case READ_HISTORY -> catchUp(sub, CatchUp.REPLAY);
       case LIVE -> { }
@@ -739,7 +724,7 @@ public final class ConnectionActor {
   }
 
   private long historyLimit(Subscription sub) {
-    return deps.settings().type(sub.scope.type()).historySize();
+    return deps.settings().type(sub.scope().type()).historySize();
   }
 
   private void onAttention(Attention a) {
@@ -748,59 +733,55 @@ public final class ConnectionActor {
     switch (a.verdict()) {
       case GAP -> catchUp(sub, CatchUp.REPLAY);
       case DELIVER -> { // no room for a live event: read it from history later (unless repositioned since)
-        if (outbound.fellBehind(sub.name)) catchUp(sub, CatchUp.BEHIND);
+        if (outbound.fellBehind(sub.name())) catchUp(sub, CatchUp.BEHIND);
       }
       case NEW_EPOCH -> { // unless the cursor has been moved into that epoch since (a resync or an answer)
-        if (outbound.sawOtherEpoch(sub.name)) failover(sub);
+        if (outbound.sawOtherEpoch(sub.name())) failover(sub);
       }
       case TOO_FAR_BEHIND -> {
-        if (sub.catchUp == CatchUp.BEHIND) evict();
+        if (sub.catchUp() == CatchUp.BEHIND) evict();
       }
       default -> { }
     }
   }
 
   private void catchUp(Subscription sub, CatchUp why) {
-    if (sub.catchUp != CatchUp.BEHIND) sub.catchUp = why;
-    if (sub.pageRequest == 0 && !sub.waitingForRoom) readPage(sub);
+    if (sub.catchUpFor(why)) readPage(sub);
   }
 
   /** One page at a time, sized to the room in the send buffer: the socket paces the replay. */
   private void readPage(Subscription sub) {
-    if (sub.entity == null) {
+    if (sub.owner() == null) {
       failover(sub);
       return;
     }
-    Outbound.PageRoom room = outbound.nextPage(sub.name);
+    Outbound.PageRoom room = outbound.nextPage(sub.name());
     if (room == null) return;
     if (!room.hasRoom()) { // the buffer tells once half of it is free
-      sub.waitingForRoom = true;
+      sub.waitForRoom();
       return;
     }
-    sub.pageRequest = nextRequestId++;
+    long request = nextRequestId++;
+    sub.pageAsked(request);
     long chars = Math.max(1, Math.min(room.bytes(), MAX_PAGE_CHARS)); // a page's characters are at most its bytes
     int frames = Math.max(1, Math.min(limits.replayPage(), room.frames()));
-    sub.entity.tell(new ScopeEntity.ReadHistory(room.delivered(), frames, chars,
-        sub.pageRequest, pageAdapter));
-    timers.startSingleTimer("page:" + sub.name, new PageTimedOut(sub.name, sub.pageRequest), deps.settings().api().timeout());
+    sub.owner().tell(new ScopeEntity.ReadHistory(room.delivered(), frames, chars, request, pageAdapter));
+    timers.startSingleTimer("page:" + sub.name(), new PageTimedOut(sub.name(), request), deps.settings().api().timeout());
   }
 
   private void onRoom() {
     for (Subscription sub : List.copyOf(subs.values())) {
-      if (sub.waitingForRoom) {
-        sub.waitingForRoom = false;
-        readPage(sub);
-      }
+      if (sub.roomCame()) readPage(sub);
     }
   }
 
   private void onPage(ScopeEntity.HistoryPage page) {
     Subscription sub = subs.get(page.scope());
-    if (sub == null || sub.pageRequest == 0 || page.request() != sub.pageRequest) return;
-    timers.cancel("page:" + sub.name);
-    sub.pageRequest = 0;
-    sub.scopeOffset = Math.max(sub.scopeOffset, page.offset());
-    Outbound.Replayed replayed = outbound.replay(sub.name, page.epoch(), page.events(), sub.scopeOffset);
+    if (sub == null || !sub.awaitsPage(page.request())) return;
+    timers.cancel("page:" + sub.name());
+    sub.pageArrived();
+    sub.heardOffset(page.offset());
+    Outbound.Replayed replayed = outbound.replay(sub.name(), page.epoch(), page.events(), sub.scopeOffset());
     if (replayed == null) return;
     if (!replayed.sameEpoch()) {
       failover(sub); // another incarnation answered: find out where we stand
@@ -808,46 +789,43 @@ public final class ConnectionActor {
     }
     long next = replayed.from() + 1;
     boolean hasNext = page.events().stream().anyMatch(e -> e.offset() == next);
-    switch (AnswerRules.afterPage(replayed.live(), replayed.taken(), hasNext, sub.catchUp)) {
-      case LIVE -> sub.catchUp = CatchUp.NONE;
+    switch (AnswerRules.afterPage(replayed.live(), replayed.taken(), hasNext, sub.catchUp())) {
+      case LIVE -> sub.caughtUp();
       case MORE -> readPage(sub);
       case WAIT_FOR_EMPTY -> {
-        sub.waitingForRoom = true;
+        sub.waitForRoom();
         outbound.whenEmpty();
       }
-      case RESYNC -> resync(sub, page.epoch(), Math.max(sub.scopeOffset, outbound.target(sub.name)), "history_lost");
+      case RESYNC -> resync(sub, page.epoch(), Math.max(sub.scopeOffset(), outbound.target(sub.name())), "history_lost");
       case EVICT -> evict();
     }
   }
 
   private void onPageTimedOut(PageTimedOut t) {
     Subscription sub = subs.get(t.scope());
-    if (sub != null && sub.pageRequest == t.pageRequest()) failover(sub);
+    if (sub != null && sub.awaitsPage(t.pageRequest())) failover(sub);
   }
 
   private void cancelCatchUp(Subscription sub) {
-    if (sub.pageRequest != 0) timers.cancel("page:" + sub.name);
-    sub.pageRequest = 0;
-    sub.waitingForRoom = false;
-    sub.catchUp = CatchUp.NONE;
+    if (sub.stopCatchingUp()) timers.cancel("page:" + sub.name());
   }
 
   /** The client continues from {@code epoch}/{@code offset}, told by a {@code resync} frame in order with the scope's events. */
   private void resync(Subscription sub, String epoch, long offset, String reason) {
-    ctx.getLog().info("{} resyncs {} at {}/{} ({})", connId, sub.name, epoch, offset, reason);
+    ctx.getLog().info("{} resyncs {} at {}/{} ({})", connId, sub.name(), epoch, offset, reason);
     metrics.resyncs.inc();
     cancelCatchUp(sub);
-    sub.scopeOffset = Math.max(offset, sub.scopeOffset);
-    if (outbound.resync(sub.name, ServerFrames.resync(sub.name, epoch, offset, reason), epoch, offset) == Outbound.Offer.FULL) {
+    sub.heardOffset(offset);
+    if (outbound.resync(sub.name(), ServerFrames.resync(sub.name(), epoch, offset, reason), epoch, offset) == Outbound.Offer.FULL) {
       evict();
-    } else if (!outbound.goLive(sub.name, offset)) {
+    } else if (!outbound.goLive(sub.name(), offset)) {
       catchUp(sub, CatchUp.REPLAY);
     }
   }
 
   private void onScopeResync(ScopeResync r) {
     Subscription sub = subs.get(r.scope());
-    if (sub != null && sub.isAnswered() && !sub.isAsking()) resync(sub, r.epoch(), r.offset(), r.reason());
+    if (sub != null && sub.isReady()) resync(sub, r.epoch(), r.offset(), r.reason());
   }
 
   // ---- client events, presence, status (§6, §7) ----------------------------------------------
@@ -857,7 +835,7 @@ public final class ConnectionActor {
     Subscription sub = subs.get(scope.toString());
     if (sub == null) {
       refuse(id, ProtocolError.of(ErrorCode.NOT_SUBSCRIBED, "not subscribed to " + scope));
-    } else if (!sub.isAnswered() || sub.isAsking()) {
+    } else if (!sub.isReady()) {
       refuse(id, ProtocolError.of(ErrorCode.UNAVAILABLE, "the subscription to " + scope + " is pending, try again"));
     } else {
       return sub;
@@ -873,16 +851,14 @@ public final class ConnectionActor {
           "client event '" + p.event() + "' is not allowed in " + p.scope().type() + " scopes"));
       return;
     }
-    if (sub.clientEvents == null) {
-      sub.clientEvents = new TokenBucket(deps.settings().clientEvents().ratePerSecond(), deps.settings().clientEvents().burst(),
-          deps.clock());
-    }
-    if (!sub.clientEvents.tryTake()) {
+    TokenBucket bucket = sub.clientEvents(() -> new TokenBucket(deps.settings().clientEvents().ratePerSecond(),
+        deps.settings().clientEvents().burst(), deps.clock()));
+    if (!bucket.tryTake()) {
       metrics.rateLimited.inc();
       refuse(p.id(), ProtocolError.of(ErrorCode.RATE_LIMITED, "too many client events in " + p.scope()));
       return;
     }
-    sub.entity.tell(new ScopeEntity.ClientPublish(ctx.getSelf(), claims.user(), p.event(), p.payloadJson()));
+    sub.owner().tell(new ScopeEntity.ClientPublish(ctx.getSelf(), claims.user(), p.event(), p.payloadJson()));
     send(ServerFrames.ack(p.id()));
   }
 
@@ -901,9 +877,9 @@ public final class ConnectionActor {
    */
   private void queryPresence(JsonNode id, String scope) {
     Subscription sub = subs.get(scope);
-    if (sub == null || sub.entity == null) return;
+    if (sub == null || sub.owner() == null) return;
     String idJson = id == null ? null : id.toString();
-    ctx.ask(ScopeEntity.PresenceMembers.class, sub.entity, deps.settings().api().timeout(),
+    ctx.ask(ScopeEntity.PresenceMembers.class, sub.owner(), deps.settings().api().timeout(),
         replyTo -> new ScopeEntity.GetPresence(replyTo, new ScopeEntity.PresenceReplyTo(ctx.getSelf(), deps.fanout(), idJson)),
         (members, err) -> new PresenceAnswer(id, scope, err == null ? members : null));
   }
@@ -927,8 +903,8 @@ public final class ConnectionActor {
     status = u.status();
     statusText = u.text();
     for (Subscription sub : subs.values()) {
-      if (sub.state != Subscription.State.AUTHORIZING && deps.settings().type(sub.scope.type()).presence()) {
-        deps.scopes().apply(sub.name).tell(new ScopeEntity.UpdateStatus(ctx.getSelf(), status, statusText, u.origin()));
+      if (!sub.isAuthorizing() && deps.settings().type(sub.scope().type()).presence()) {
+        deps.scopes().apply(sub.name()).tell(new ScopeEntity.UpdateStatus(ctx.getSelf(), status, statusText, u.origin()));
       }
     }
   }
