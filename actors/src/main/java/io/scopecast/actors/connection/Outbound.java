@@ -3,9 +3,7 @@ package io.scopecast.actors.connection;
 import io.scopecast.actors.history.HistoryEntry;
 import io.scopecast.actors.metrics.ScopecastMetrics;
 import io.scopecast.actors.protocol.Utf8;
-import java.util.ArrayDeque;
 import java.util.HashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -33,8 +31,10 @@ import org.apache.pekko.stream.stage.AsyncCallback;
  * ephemeral frame is dropped and counted, a presence leave or reply becomes a snapshot once the
  * buffer drains, and an essential or control frame is refused ({@link Offer#FULL}: the connection
  * evicts the client, 4008). A single frame larger than a bound still goes out when its lane is
- * empty. An event's size is counted once, by the fanout, for all its subscribers. Replay is offered page by page as the socket frees
- * room ({@link #whenRoom}), so it never overflows the buffer (§13.20).
+ * empty. An event's size is counted once, by the fanout, for all its subscribers. Replay is
+ * offered page by page as the socket frees room ({@link #whenRoom}), so it never overflows the
+ * buffer (§13.20). The lanes and their rules are {@link SendLanes}; this class adds the cursors,
+ * the lock, the listener and the stage's wake-ups.
  *
  * <p>Ownership. Three parties call it: the node's fanout (events, from its own thread), the
  * connection actor (positions, replay, replies) and the socket's stage (taking frames). Its lanes
@@ -82,51 +82,15 @@ public final class Outbound {
     PRESENCE
   }
 
-  static final class Frame {
-    final String json;
-    /** UTF-8 bytes of {@link #json}. */
-    final int bytes;
-    final long publishedAt;
-    final Kind kind;
-    final String scope;
-    boolean shed;
-
-    Frame(String json, int bytes, long publishedAt, Kind kind, String scope) {
-      this.json = json;
-      this.bytes = bytes;
-      this.publishedAt = publishedAt;
-      this.kind = kind;
-      this.scope = scope;
-    }
-  }
-
   /** The UTF-8 size of a frame, as {@link #deliver} and {@link #deliverEphemeral} take it. */
   public static int bytesOf(String json) {
     return (int) Math.min(Integer.MAX_VALUE, Utf8.encodedLength(json));
   }
 
-  private final int capacity;
-  private final long maxBytes;
-  private final ScopecastMetrics metrics;
-
   // ---- guarded by this ----
-  private final ArrayDeque<Frame> control = new ArrayDeque<>(4);
-  private long controlBytes;
-  private final ArrayDeque<Frame> main = new ArrayDeque<>(8);
-  /** Frames in {@link #main} that are not shed, and how many of them may be shed. */
-  private int queued;
-  private int sheddable;
-  private long queuedBytes;
+  private final SendLanes lanes;
   private final Map<String, DeliveryCursor> cursors = new HashMap<>(4);
   private volatile Listener listener;
-  /** Notifications due from the stage's last take, told once the lock is released. */
-  private boolean roomDue;
-  private Set<String> snapshotsDue;
-  private boolean roomWanted;
-  /** Events wait behind the control lane until {@link #release} (a reply is being put ahead of them). */
-  private boolean held;
-  private boolean emptyWanted;
-  private Set<String> presenceShed;
   private String closing;
   private boolean finishing;
   private boolean aborted;
@@ -135,9 +99,7 @@ public final class Outbound {
   private AsyncCallback<Boolean> wakeUp;
 
   Outbound(int capacity, long maxBytes, ScopecastMetrics metrics) {
-    this.capacity = Math.max(1, capacity);
-    this.maxBytes = Math.max(1, maxBytes);
-    this.metrics = metrics;
+    this.lanes = new SendLanes(capacity, maxBytes, metrics.framesDropped::inc);
   }
 
   /**
@@ -168,9 +130,7 @@ public final class Outbound {
     boolean wake;
     synchronized (this) {
       if (finishing) return Offer.CLOSED;
-      if (control.size() >= capacity || (!control.isEmpty() && controlBytes + bytes > maxBytes)) return Offer.FULL;
-      control.addLast(new Frame(json, bytes, 0, Kind.ESSENTIAL, null));
-      controlBytes += bytes;
+      if (lanes.offerControl(json, bytes) == Offer.FULL) return Offer.FULL;
       wake = wakeIfWaiting();
     }
     if (wake) wakeUp.invoke(Boolean.TRUE);
@@ -195,22 +155,7 @@ public final class Outbound {
   }
 
   private Offer offerLocked(String scope, String json, int bytes, Kind kind) {
-    if (finishing) return Offer.CLOSED;
-    if (kind == Kind.EPHEMERAL || kind == Kind.PRESENCE) {
-      if (queued * 2L >= capacity || queuedBytes * 2 >= maxBytes) {
-        shedOne(scope, kind);
-        return Offer.FULL;
-      }
-    } else if (kind == Kind.ESSENTIAL || kind == Kind.PRESENCE_LEAVE) {
-      if (queued >= 2L * capacity || (queued > 0 && queuedBytes + bytes > 2 * maxBytes)) {
-        if (kind == Kind.PRESENCE_LEAVE) shedOne(scope, Kind.PRESENCE);
-        return Offer.FULL;
-      }
-    } else if (!makeRoom(bytes)) {
-      return Offer.FULL;
-    }
-    enqueue(new Frame(json, bytes, 0, kind, scope));
-    return Offer.ENQUEUED;
+    return finishing ? Offer.CLOSED : lanes.offer(scope, json, bytes, kind);
   }
 
   // ---- live events, from the node's fanout ---------------------------------------------------
@@ -238,9 +183,8 @@ public final class Outbound {
       DeliveryCursor.Verdict v = c.live(epoch, offset);
       switch (v) {
         case DELIVER -> {
-          if (makeRoom(frameBytes)) {
+          if (lanes.offerEvent(scope, frame, frameBytes, publishedAt)) {
             c.delivered(offset);
-            enqueue(new Frame(frame, frameBytes, publishedAt, Kind.DURABLE, scope));
             wake = wakeIfWaiting();
           } else {
             c.fellBehind();
@@ -280,7 +224,7 @@ public final class Outbound {
     synchronized (this) {
       if (!cursors.containsKey(scope)) return; // unsubscribed meanwhile
       Offer result = offerLocked(scope, frame, bytes, Kind.ESSENTIAL);
-      if (result == Offer.FULL) shedOne(scope, Kind.PRESENCE);
+      if (result == Offer.FULL) lanes.presenceLost(scope);
       wake = result == Offer.ENQUEUED && wakeIfWaiting();
     }
     if (wake) wakeUp.invoke(Boolean.TRUE);
@@ -364,9 +308,8 @@ public final class Outbound {
       for (HistoryEntry e : page) {
         if (e.offset() <= c.delivered()) continue;
         int bytes = bytesOf(e.frame());
-        if (e.offset() != c.delivered() + 1 || !makeRoom(bytes)) break;
+        if (e.offset() != c.delivered() + 1 || !lanes.offerEvent(scope, e.frame(), bytes, 0)) break;
         c.replayed(e.offset());
-        enqueue(new Frame(e.frame(), bytes, 0, Kind.DURABLE, scope));
         taken++;
       }
       if (taken > 0) wake = wakeIfWaiting();
@@ -414,11 +357,11 @@ public final class Outbound {
 
   /** Frames and bytes the buffer can still take for durable events. */
   public synchronized int freeFrames() {
-    return Math.max(0, capacity - queued);
+    return lanes.freeFrames();
   }
 
   public synchronized long freeBytes() {
-    return Math.max(0, maxBytes - queuedBytes);
+    return lanes.freeBytes();
   }
 
   /**
@@ -433,30 +376,23 @@ public final class Outbound {
   }
 
   /** The next replay page's room, in one step; null when the scope is not followed. */
-  public PageRoom nextPage(String scope) {
-    PageRoom room;
-    synchronized (this) {
-      DeliveryCursor c = cursors.get(scope);
-      if (c == null) return null;
-      if (hasRoom()) {
-        return new PageRoom(c.epoch(), c.delivered(), Math.max(0, capacity - queued), Math.max(0, maxBytes - queuedBytes));
-      }
-      room = new PageRoom(c.epoch(), c.delivered(), 0, 0);
-      roomWanted = true;
-    }
-    return room;
+  public synchronized PageRoom nextPage(String scope) {
+    DeliveryCursor c = cursors.get(scope);
+    if (c == null) return null;
+    if (lanes.hasRoom()) return new PageRoom(c.epoch(), c.delivered(), lanes.freeFrames(), lanes.freeBytes());
+    lanes.wantRoom(); // told (outside the lock) by the stage's take that frees it
+    return new PageRoom(c.epoch(), c.delivered(), 0, 0);
   }
 
   /** Frames waiting to be written. */
   public synchronized int size() {
-    return queued + control.size();
+    return lanes.size();
   }
 
   /** Calls {@link Listener#room} once at least half the buffer is free (at once if it already is). */
   public void whenRoom() {
     synchronized (this) {
-      roomWanted = !hasRoom();
-      if (roomWanted) return;
+      if (!lanes.wantRoom()) return;
     }
     Listener l = listener;
     if (l != null) l.room();
@@ -467,14 +403,13 @@ public final class Outbound {
    * it positions cursors and queues the reply that must precede their events (connected, subscribed).
    */
   public synchronized void hold() {
-    held = true;
+    lanes.hold();
   }
 
   public void release() {
     boolean wake;
     synchronized (this) {
-      held = false;
-      wake = !main.isEmpty() && wakeIfWaiting();
+      wake = lanes.release() && wakeIfWaiting();
     }
     if (wake) wakeUp.invoke(Boolean.TRUE);
   }
@@ -482,8 +417,7 @@ public final class Outbound {
   /** Calls {@link Listener#room} once the main lane is empty (a frame too large for the free room fits then). */
   public void whenEmpty() {
     synchronized (this) {
-      emptyWanted = queued != 0;
-      if (emptyWanted) return;
+      if (!lanes.wantEmpty()) return;
     }
     Listener l = listener;
     if (l != null) l.room();
@@ -502,12 +436,8 @@ public final class Outbound {
       if (finishing) return 0;
       finishing = true;
       closing = json;
-      dropped = queued + control.size();
-      main.clear();
-      control.clear();
+      dropped = lanes.clear();
       cursors.clear();
-      queued = sheddable = 0;
-      queuedBytes = controlBytes = 0;
       wake = wakeIfWaiting();
     }
     if (wake) wakeUp.invoke(Boolean.TRUE);
@@ -536,48 +466,6 @@ public final class Outbound {
 
   // ---- internals (lock held) -----------------------------------------------------------------
 
-  private boolean hasRoom() {
-    return queued * 2L <= capacity && queuedBytes * 2 <= maxBytes;
-  }
-
-  /** Room for a durable frame of {@code bytes}: shed ephemeral frames if that makes room. */
-  private boolean makeRoom(int bytes) {
-    while (!fits(bytes) && sheddable > 0) shedOldest();
-    return fits(bytes);
-  }
-
-  private boolean fits(int bytes) {
-    return queued < capacity && (queuedBytes + bytes <= maxBytes || queued == 0);
-  }
-
-  private void enqueue(Frame f) {
-    main.addLast(f);
-    queued++;
-    queuedBytes += f.bytes;
-    if (f.kind == Kind.EPHEMERAL || f.kind == Kind.PRESENCE) sheddable++;
-  }
-
-  private void shedOldest() {
-    for (Frame f : main) {
-      if (!f.shed && (f.kind == Kind.EPHEMERAL || f.kind == Kind.PRESENCE)) {
-        f.shed = true;
-        queued--;
-        sheddable--;
-        queuedBytes -= f.bytes;
-        shedOne(f.scope, f.kind);
-        return;
-      }
-    }
-  }
-
-  private void shedOne(String scope, Kind kind) {
-    metrics.framesDropped.inc();
-    if (kind == Kind.PRESENCE) {
-      if (presenceShed == null) presenceShed = new LinkedHashSet<>();
-      presenceShed.add(scope);
-    }
-  }
-
   private boolean wakeIfWaiting() {
     if (!waiting || wakeUp == null) return false;
     waiting = false;
@@ -598,16 +486,14 @@ public final class Outbound {
   }
 
   /** The next frame to write, or null (then the stage waits for a wake-up); then tells the actor what became due. */
-  Frame next() {
-    Frame f;
+  SendLanes.Frame next() {
+    SendLanes.Frame f;
     boolean room;
     Set<String> snapshots;
     synchronized (this) {
       f = take();
-      room = roomDue;
-      snapshots = snapshotsDue;
-      roomDue = false;
-      snapshotsDue = null;
+      room = lanes.takeRoomDue();
+      snapshots = lanes.takeSnapshotsDue();
     }
     Listener l = listener;
     if (l != null && room) l.room();
@@ -615,43 +501,15 @@ public final class Outbound {
     return f;
   }
 
-  private Frame take() {
+  private SendLanes.Frame take() {
     if (closing != null) {
       String c = closing;
       closing = "";
-      return c.isEmpty() ? null : new Frame(c, 0, 0, Kind.ESSENTIAL, null);
+      return c.isEmpty() ? null : new SendLanes.Frame(c, 0, 0, Kind.ESSENTIAL, null);
     }
     if (finishing) return null;
-    Frame ctl = control.pollFirst();
-    if (ctl != null) {
-      controlBytes -= ctl.bytes;
-      return ctl;
-    }
-    if (held) {
-      waiting = true;
-      return null;
-    }
-    Frame f;
-    while ((f = main.pollFirst()) != null && f.shed) { }
-    if (f == null) {
-      waiting = true;
-      return null;
-    }
-    queued--;
-    queuedBytes -= f.bytes;
-    if (f.kind == Kind.EPHEMERAL || f.kind == Kind.PRESENCE) sheddable--;
-    if (emptyWanted && queued == 0) {
-      emptyWanted = false;
-      roomDue = true;
-    }
-    if (roomWanted && hasRoom()) {
-      roomWanted = false;
-      roomDue = true;
-    }
-    if (queued == 0 && presenceShed != null) {
-      snapshotsDue = presenceShed;
-      presenceShed = null;
-    }
+    SendLanes.Frame f = lanes.take();
+    if (f == null) waiting = true;
     return f;
   }
 }

@@ -66,7 +66,7 @@ final class OutboundStage<T> extends GraphStageWithMaterializedValue<SourceShape
       }
 
       private void pushNext() {
-        Outbound.Frame next = handle.next();
+        SendLanes.Frame next = handle.next();
         if (next != null) {
           metrics.framesSent.inc();
           if (next.publishedAt > 0) {
