@@ -25,7 +25,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.function.Consumer;
 import java.util.function.Function;
@@ -114,12 +113,8 @@ public final class ConnectionActor {
 
   // ---- internal ------------------------------------------------------------------------------
 
-  /** From the send buffer: a live event of the scope needs a decision. */
-  private record Attention(String scope, DeliveryCursor.Verdict verdict) implements Command {}
-
-  private enum Room implements Command { INSTANCE }
-
-  private record PresenceShed(Set<String> scopes) implements Command {}
+  /** From the send buffer: a live event needs a decision, there is room for a page, or presence frames were shed. */
+  private record FromBuffer(Outbound.Notice notice) implements Command {}
 
   private record PageArrived(ScopeEntity.HistoryPage page) implements Command {}
 
@@ -231,22 +226,7 @@ public final class ConnectionActor {
     this.guard = new FrameGuard(limits.flood(), deps.clock());
     this.pageAdapter = ctx.messageAdapter(ScopeEntity.HistoryPage.class, PageArrived::new);
     ActorRef<Command> self = ctx.getSelf();
-    outbound.listen(new Outbound.Listener() {
-      @Override
-      public void attention(String scope, DeliveryCursor.Verdict verdict) {
-        self.tell(new Attention(scope, verdict));
-      }
-
-      @Override
-      public void room() {
-        self.tell(Room.INSTANCE);
-      }
-
-      @Override
-      public void presenceShed(Set<String> scopes) {
-        self.tell(new PresenceShed(Set.copyOf(scopes)));
-      }
-    });
+    outbound.listen(notice -> self.tell(new FromBuffer(notice)));
     metrics.connectionsOpened.inc();
     metrics.connectionsActive.inc();
     deps.fanout().tell(new NodeFanout.Register(self, outbound));
@@ -273,7 +253,7 @@ public final class ConnectionActor {
     return subscriptionMessages(Behaviors.receive(Command.class))
         .onMessage(Authorized.class, a -> then(() -> onHandshakeAuthorized(a)))
         .onMessageEquals(Timer.HANDSHAKE_DEADLINE, () -> then(this::onHandshakeDeadline))
-        .onMessage(Attention.class, a -> Behaviors.same()) // no scope is positioned yet
+        .onMessage(FromBuffer.class, b -> Behaviors.same()) // no scope is positioned yet
         .onMessage(ScopeResync.class, r -> {
           resyncsDuringHandshake.add(r); // applied once connected is out
           return Behaviors.same();
@@ -291,9 +271,7 @@ public final class ConnectionActor {
     return subscriptionMessages(Behaviors.receive(Command.class))
         .onMessage(Received.class, r -> then(() -> onReceived(r)))
         .onMessage(Authorized.class, a -> then(() -> onAuthorized(a)))
-        .onMessage(Attention.class, a -> then(() -> onAttention(a)))
-        .onMessageEquals(Room.INSTANCE, () -> then(this::onRoom))
-        .onMessage(PresenceShed.class, p -> then(() -> p.scopes().forEach(s -> queryPresence(null, s))))
+        .onMessage(FromBuffer.class, b -> then(() -> onNotice(b.notice())))
         .onMessage(PageArrived.class, p -> then(() -> onPage(p.page())))
         .onMessage(PageTimedOut.class, t -> then(() -> onPageTimedOut(t)))
         .onMessage(ReplyPending.class, p -> then(() -> onReplyPending(p)))
@@ -727,7 +705,13 @@ public final class ConnectionActor {
     return deps.settings().type(sub.scope().type()).historySize();
   }
 
-  private void onAttention(Attention a) {
+  private void onNotice(Outbound.Notice notice) {
+    if (notice instanceof Outbound.Attention a) onAttention(a);
+    else if (notice == Outbound.Room.INSTANCE) onRoom();
+    else if (notice instanceof Outbound.PresenceShed p) p.scopes().forEach(scope -> queryPresence(null, scope));
+  }
+
+  private void onAttention(Outbound.Attention a) {
     Subscription sub = subs.get(a.scope());
     if (sub == null || !sub.isAnswered()) return;
     switch (a.verdict()) {

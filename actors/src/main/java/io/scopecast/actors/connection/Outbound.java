@@ -7,6 +7,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Consumer;
 import java.util.function.Function;
 import org.apache.pekko.japi.Pair;
 import org.apache.pekko.stream.javadsl.Source;
@@ -16,7 +17,7 @@ import org.apache.pekko.stream.stage.AsyncCallback;
  * The send buffer of one connection, and the only one: a single stage the socket drains with
  * backpressure. The node's fanout hands it each event frame (encoded once per event) directly,
  * without a message to the connection actor; the {@link DeliveryCursor} of the subscription says
- * whether the frame goes out, and the {@link Listener} (the connection actor) hears only about what
+ * whether the frame goes out, and the {@link Notice} (the connection actor) hears only about what
  * needs deciding: a gap, a new epoch, no room, a client too far behind.
  *
  * <p>Lanes, in the order the socket takes them: the closing frame (it overtakes everything, ends
@@ -42,22 +43,22 @@ import org.apache.pekko.stream.stage.AsyncCallback;
  * updates; nothing outside this class ever runs under it. Each caller's decision is made in one
  * acquisition ({@link #position(String, String, long, long, long)}, {@link #nextPage},
  * {@link #replay}, {@link #pause}), so the actor never acts on a reading another thread has
- * changed since. What the actor must hear ({@link Listener}) is collected under the lock and told
+ * changed since. What the actor must hear ({@link Notice}) is collected under the lock and told
  * after it is released, and the stage is woken the same way: no callback runs under the lock.
  */
 public final class Outbound {
 
-  /** What the connection actor hears from its send buffer; called from any of the three threads, never under the buffer's lock. */
-  public interface Listener {
-    /** A live event of {@code scope} met a verdict other than deliver, duplicate or hold (a gap, a new epoch, too far behind) or found no room. */
-    void attention(String scope, DeliveryCursor.Verdict verdict);
+  /** What the connection actor hears from its send buffer; told from any of the three threads, never under the buffer's lock. */
+  public sealed interface Notice {}
 
-    /** After {@link #whenRoom}: at least half the buffer is free. */
-    void room();
+  /** A live event of {@code scope} met a verdict other than deliver, duplicate or hold (a gap, a new epoch, too far behind) or found no room. */
+  public record Attention(String scope, DeliveryCursor.Verdict verdict) implements Notice {}
 
-    /** The buffer drained after presence frames of these scopes were shed (§13.21: send snapshots). */
-    void presenceShed(Set<String> scopes);
-  }
+  /** After {@link #whenRoom}: at least half the buffer is free (after {@link #whenEmpty}: the event lane is empty). */
+  public enum Room implements Notice { INSTANCE }
+
+  /** The buffer drained after presence frames of these scopes were shed (§13.21: send snapshots). */
+  public record PresenceShed(Set<String> scopes) implements Notice {}
 
   public enum Offer {
     ENQUEUED,
@@ -90,7 +91,7 @@ public final class Outbound {
   // ---- guarded by this ----
   private final SendLanes lanes;
   private final Map<String, DeliveryCursor> cursors = new HashMap<>(4);
-  private volatile Listener listener;
+  private volatile Consumer<Notice> listener;
   private String closing;
   private boolean finishing;
   private boolean aborted;
@@ -117,7 +118,7 @@ public final class Outbound {
   }
 
   /** The connection actor listens from here on. */
-  public void listen(Listener l) {
+  public void listen(Consumer<Notice> l) {
     this.listener = l;
   }
 
@@ -196,8 +197,8 @@ public final class Outbound {
       }
     }
     if (wake) wakeUp.invoke(Boolean.TRUE);
-    Listener l = listener;
-    if (told != null && l != null) l.attention(scope, told);
+    Consumer<Notice> l = listener;
+    if (told != null && l != null) l.accept(new Attention(scope, told));
     return true;
   }
 
@@ -367,7 +368,7 @@ public final class Outbound {
   /**
    * Where the scope's replay continues ({@code epoch}, after {@code delivered}) and how much the
    * next page may hold; {@code frames == 0}: less than half the buffer is free, and
-   * {@link Listener#room} follows once it is.
+   * {@link Room} follows once it is.
    */
   public record PageRoom(String epoch, long delivered, int frames, long bytes) {
     public boolean hasRoom() {
@@ -389,13 +390,13 @@ public final class Outbound {
     return lanes.size();
   }
 
-  /** Calls {@link Listener#room} once at least half the buffer is free (at once if it already is). */
+  /** Calls {@link Room} once at least half the buffer is free (at once if it already is). */
   public void whenRoom() {
     synchronized (this) {
       if (!lanes.wantRoom()) return;
     }
-    Listener l = listener;
-    if (l != null) l.room();
+    Consumer<Notice> l = listener;
+    if (l != null) l.accept(Room.INSTANCE);
   }
 
   /**
@@ -414,13 +415,13 @@ public final class Outbound {
     if (wake) wakeUp.invoke(Boolean.TRUE);
   }
 
-  /** Calls {@link Listener#room} once the main lane is empty (a frame too large for the free room fits then). */
+  /** Calls {@link Room} once the main lane is empty (a frame too large for the free room fits then). */
   public void whenEmpty() {
     synchronized (this) {
       if (!lanes.wantEmpty()) return;
     }
-    Listener l = listener;
-    if (l != null) l.room();
+    Consumer<Notice> l = listener;
+    if (l != null) l.accept(Room.INSTANCE);
   }
 
   // ---- closing -------------------------------------------------------------------------------
@@ -495,9 +496,9 @@ public final class Outbound {
       room = lanes.takeRoomDue();
       snapshots = lanes.takeSnapshotsDue();
     }
-    Listener l = listener;
-    if (l != null && room) l.room();
-    if (l != null && snapshots != null) l.presenceShed(snapshots);
+    Consumer<Notice> l = listener;
+    if (l != null && room) l.accept(Room.INSTANCE);
+    if (l != null && snapshots != null) l.accept(new PresenceShed(Set.copyOf(snapshots)));
     return f;
   }
 

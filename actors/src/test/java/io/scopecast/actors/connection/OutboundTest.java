@@ -9,8 +9,8 @@ import io.scopecast.actors.metrics.ScopecastMetrics;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.Consumer;
 import java.util.stream.LongStream;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
@@ -90,7 +90,7 @@ class OutboundTest {
    * call made while the buffer's lock is held (a listener must be free to call back into it, and
    * a thread delivering to many connections must not wait on one connection's listener).
    */
-  private static final class Heard implements Outbound.Listener {
+  private static final class Heard implements Consumer<Outbound.Notice> {
     final List<String> said = new ArrayList<>();
     private final Outbound watched;
 
@@ -104,25 +104,15 @@ class OutboundTest {
       return heard;
     }
 
-    private synchronized void heard(String what) {
+    @Override
+    public synchronized void accept(Outbound.Notice notice) {
+      String what = notice instanceof Outbound.Attention a ? a.scope() + ":" + a.verdict()
+          : notice instanceof Outbound.PresenceShed p ? "presence-shed:" + p.scopes()
+          : "room";
       said.add(Thread.holdsLock(watched) ? "under the lock: " + what : what);
     }
-
-    @Override
-    public void attention(String scope, DeliveryCursor.Verdict verdict) {
-      heard(scope + ":" + verdict);
-    }
-
-    @Override
-    public void room() {
-      heard("room");
-    }
-
-    @Override
-    public void presenceShed(Set<String> scopes) {
-      heard("presence-shed:" + scopes);
-    }
   }
+
 
   /** A live event whose frame is ASCII (its size in bytes is its length). */
   private static boolean deliver(Outbound o, String scope, String epoch, long offset, String frame) {
