@@ -2,15 +2,30 @@ package io.scopecast.actors.connection;
 
 import io.scopecast.actors.connection.Subscription.CatchUp;
 import io.scopecast.actors.connection.Subscription.Reason;
+import io.scopecast.actors.auth.ScopeAuthorizer.Decision;
+import io.scopecast.actors.protocol.ErrorCode;
 import io.scopecast.actors.protocol.Position;
+import io.scopecast.actors.protocol.ProtocolError;
 
 /**
- * What a connection does with its owner's answers and with history pages (§4, §5, §13.4, §13.8,
- * §13.20): where delivery starts, when the client is told to resync, when a slow client is
- * evicted. Pure functions: the connection actor applies the decisions.
+ * What a connection does with an authorization, its owner's answers and history pages (§4, §5,
+ * §13.4, §13.8, §13.20): whether it may subscribe, where delivery starts, when the client is told
+ * to resync, when a slow client is evicted. Pure functions: the connection actor applies the decisions.
  */
 public final class AnswerRules {
   private AnswerRules() {}
+
+  /**
+   * Why an authorized subscription cannot be had, or null: the authorizer's denial (or no answer),
+   * or {@code held} subscriptions already at {@code max}.
+   */
+  public static ProtocolError refusal(Decision d, String scope, long held, int max) {
+    return switch (d) {
+      case UNAVAILABLE -> ProtocolError.of(ErrorCode.UNAVAILABLE, "authorization for " + scope + " is unavailable, try again");
+      case FORBIDDEN -> ProtocolError.of(ErrorCode.FORBIDDEN, "not allowed to subscribe to " + scope);
+      case ALLOW -> held >= max ? ProtocolError.of(ErrorCode.LIMIT_EXCEEDED, "more than " + max + " subscriptions") : null;
+    };
+  }
 
   /** What to do after the owner's answer. */
   public sealed interface Next {}

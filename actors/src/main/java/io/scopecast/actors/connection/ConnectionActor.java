@@ -377,13 +377,8 @@ public final class ConnectionActor {
       } else if (subs.containsKey(e.scope().toString())) {
         subs.get(e.scope().toString()).resumeFrom(e.since()); // an automatic scope the client resumes
       } else {
-        String name = e.scope().toString();
-        Subscription sub = new Subscription(e.scope(), e.since());
-        sub.authorizing(nextRequestId++);
-        subs.put(name, sub);
-        handshake.expect(name);
         handshake.authorizing();
-        authorize(sub, null);
+        authorize(subscribeInHandshake(e.scope(), e.since()), null);
       }
     }
     for (Subscription sub : subs.values()) {
@@ -393,19 +388,22 @@ public final class ConnectionActor {
     if (handshake.complete()) sendConnected();
   }
 
-  private void subscribeInHandshake(ScopeId scope, Position since) {
+  private Subscription subscribeInHandshake(ScopeId scope, Position since) {
     Subscription sub = new Subscription(scope, since);
     subs.put(sub.name(), sub);
     handshake.expect(sub.name());
+    return sub;
   }
 
   private boolean isAutomatic(Subscription sub) {
     return sub.scope().equals(ScopeId.user(claims.user())) || (workspace != null && sub.scope().equals(ScopeId.workspace(workspace)));
   }
 
+  /** Asks the authorizer (claims, subscription token, hook); only the newest answer counts. */
   private void authorize(Subscription sub, String token) {
     String name = sub.name();
-    long id = sub.authorization();
+    long id = nextRequestId++;
+    sub.authorizing(id);
     ctx.pipeToSelf(deps.authorizer().authorize(new ScopeAuthorizer.Request(claims, sub.scope(), token, workspace)),
         (d, err) -> new Authorized(name, id, err != null || d == null ? Decision.UNAVAILABLE : d));
   }
@@ -432,16 +430,9 @@ public final class ConnectionActor {
 
   /** Why an authorized subscription cannot be had, or null: denied, or over max-subscriptions. */
   private ProtocolError refusal(Subscription sub, Decision d) {
-    if (d != Decision.ALLOW) {
-      metrics.subscribeDenials.labelValues(sub.scope().type()).inc();
-      return d == Decision.UNAVAILABLE
-          ? ProtocolError.of(ErrorCode.UNAVAILABLE, "authorization for " + sub.name() + " is unavailable, try again")
-          : ProtocolError.of(ErrorCode.FORBIDDEN, "not allowed to subscribe to " + sub.name());
-    }
+    if (d != Decision.ALLOW) metrics.subscribeDenials.labelValues(sub.scope().type()).inc();
     long held = subs.values().stream().filter(s -> s != sub && !s.isAuthorizing()).count();
-    return held >= limits.maxSubscriptions()
-        ? ProtocolError.of(ErrorCode.LIMIT_EXCEEDED, "more than " + limits.maxSubscriptions() + " subscriptions")
-        : null;
+    return AnswerRules.refusal(d, sub.name(), held, limits.maxSubscriptions());
   }
 
   /** {@code api.timeout} passed: scopes whose owner has not answered are listed as pending (§13.18). */
@@ -520,7 +511,6 @@ public final class ConnectionActor {
     Subscription sub = subs.get(f.scope().toString());
     if (sub == null) {
       sub = new Subscription(f.scope(), f.since());
-      sub.authorizing(nextRequestId++);
       sub.awaitReply(f.id());
       subs.put(sub.name(), sub);
       authorize(sub, f.token());

@@ -88,10 +88,6 @@ public final class Subscription {
     authorization = requestId;
   }
 
-  public long authorization() {
-    return authorization;
-  }
-
   public boolean isAuthorizing() {
     return state == State.AUTHORIZING;
   }

@@ -13,11 +13,30 @@ import io.scopecast.actors.connection.AnswerRules.Resync;
 import io.scopecast.actors.connection.AnswerRules.StartAt;
 import io.scopecast.actors.connection.Subscription.CatchUp;
 import io.scopecast.actors.connection.Subscription.Reason;
+import io.scopecast.actors.auth.ScopeAuthorizer.Decision;
+import io.scopecast.actors.protocol.ErrorCode;
 import io.scopecast.actors.protocol.Position;
+import io.scopecast.actors.protocol.ProtocolError;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /** The answer and page rules as tables: inputs on the left, the decision on the right. */
 class AnswerRulesTest {
+
+  @Test
+  void aSubscriptionIsRefusedWhenDeniedWhenTheAuthorizerCannotSayOrBeyondTheLimit() {
+    record Row(Decision decision, long held, ErrorCode refused) {}
+    for (Row row : List.of(
+        new Row(Decision.ALLOW, 9, null),
+        new Row(Decision.ALLOW, 10, ErrorCode.LIMIT_EXCEEDED),
+        new Row(Decision.FORBIDDEN, 0, ErrorCode.FORBIDDEN),
+        new Row(Decision.UNAVAILABLE, 0, ErrorCode.UNAVAILABLE), // fails closed
+        new Row(Decision.FORBIDDEN, 10, ErrorCode.FORBIDDEN))) {
+      ProtocolError e = AnswerRules.refusal(row.decision(), "task:9", row.held(), 10);
+      assertEquals(row.refused(), e == null ? null : e.code(), row.toString());
+      if (e != null) assertTrue(e.message().contains(row.refused() == ErrorCode.LIMIT_EXCEEDED ? "10" : "task:9"), e.message());
+    }
+  }
 
   @Test
   void aFirstAnswerStartsFromTheClientsPositionWhenRecoverableElseFromTheOwnersOffset() {
