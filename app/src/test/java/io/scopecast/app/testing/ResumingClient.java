@@ -5,8 +5,10 @@ import java.net.URI;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.Supplier;
 
 /**
@@ -24,6 +26,7 @@ public final class ResumingClient {
   private final List<String> violations = new ArrayList<>();
   private final Map<String, List<Long>> delivered = new LinkedHashMap<>();
   private final List<String> notable = new ArrayList<>();
+  private final Set<String> stillPending = new LinkedHashSet<>();
   private int resyncs;
   private int pending;
   private int notRecovered;
@@ -91,11 +94,13 @@ public final class ResumingClient {
   }
 
   private void entry(JsonNode e) {
+    String scope = e.get("scope").asText();
     if (e.path("pending").asBoolean()) { // §13.18: the answer follows as an unsolicited subscribed
       pending++;
+      stillPending.add(scope);
       return;
     }
-    String scope = e.get("scope").asText();
+    stillPending.remove(scope);
     Position known = positions.get(scope);
     boolean recovered = e.get("recovered").asBoolean();
     if (known == null || !recovered) {
@@ -145,6 +150,12 @@ public final class ResumingClient {
   public int pending() {
     check();
     return pending;
+  }
+
+  /** Scopes told pending whose answer has not come (yet). */
+  public Set<String> stillPending() {
+    check();
+    return Set.copyOf(stillPending);
   }
 
   public int resyncs() {
