@@ -240,6 +240,43 @@ class ServerIntegrationTest {
   }
 
   @Test
+  void payloadsTravelVerbatimLiveReplayedThroughHistoryAndFromClients() {
+    String scope = "workspace:verbatim";
+    String payload = "{\"price\":123456789012345678.5,\"exp\":1e2,\"frac\":0.10,\"zeroes\":[1.0,2.50,3e0],"
+        + "\"z\":\"\\u00e9\",\"a\":-0.0,\"big\":" + "9".repeat(2000) + "}";
+    WsClient live = WsClient.connect(node.ws(""), Tokens.user("vera", "verbatim"), "\"workspace\":\"verbatim\"");
+    JsonNode published = node.api("POST", "/api/publish",
+        "{\"scope\":\"" + scope + "\",\"event\":\"quote\",\"payload\": " + payload + " }").json();
+    long offset = published.get("offset").asLong();
+    live.awaitOffsets(scope, 1, Duration.ofSeconds(10));
+    assertTrue(live.rawFrames().stream().anyMatch(f -> f.contains("\"payload\":" + payload + ",")), "live: " + live.rawFrames());
+
+    WsClient replayed = WsClient.connect(node.ws(""), Tokens.user("rita", "verbatim"), "\"workspace\":\"verbatim\","
+        + "\"resume\":{\"" + scope + "\":{\"epoch\":\"" + published.get("epoch").asText() + "\",\"offset\":" + (offset - 1) + "}}");
+    replayed.awaitOffsets(scope, 1, Duration.ofSeconds(10));
+    assertTrue(replayed.rawFrames().stream().anyMatch(f -> f.contains("\"payload\":" + payload + ",")), "replayed");
+
+    String history = node.api("GET", "/api/history/" + scope + "?since=" + (offset - 1), null).text();
+    assertTrue(history.contains("\"payload\":" + payload + ","), history);
+
+    String typing = "{\"at\":1.50,\"n\":2E3}";
+    replayed.send("{\"type\":\"publish\",\"id\":1,\"scope\":\"" + scope + "\",\"event\":\"typing\",\"payload\":" + typing + "}");
+    live.expect(f -> "typing".equals(f.path("event").asText()), "the client event", Duration.ofSeconds(10));
+    assertTrue(live.rawFrames().stream().anyMatch(f -> f.contains("\"payload\":" + typing)), "client event: " + live.rawFrames());
+
+    ApiClient.Answer lone = node.api("POST", "/api/publish",
+        "{\"scope\":\"" + scope + "\",\"event\":\"quote\",\"payload\":{\"s\":\"\\ud800\"}}");
+    assertEquals(400, lone.status());
+    assertTrue(lone.json().get("error").get("message").asText().contains("payload"), lone.text());
+    replayed.send("{\"type\":\"publish\",\"id\":2,\"scope\":\"" + scope + "\",\"event\":\"typing\",\"payload\":\"\\udfff\"}");
+    JsonNode refused = replayed.expect(f -> "error".equals(f.path("type").asText()), "the refusal", Duration.ofSeconds(10));
+    assertEquals(2, refused.get("id").asInt(), "the id is echoed");
+    assertTrue(refused.toString().contains("lone surrogate"), refused.toString());
+    live.close();
+    replayed.close();
+  }
+
+  @Test
   void kickClosesEveryConnectionOfTheUserWith4003() {
     WsClient a = WsClient.connect(node.ws(""), Tokens.user("kicked"), "");
     WsClient b = WsClient.connect(node.ws(""), Tokens.user("kicked"), "");

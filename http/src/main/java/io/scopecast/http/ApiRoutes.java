@@ -7,6 +7,7 @@ import io.scopecast.actors.history.HistoryEntry;
 import io.scopecast.actors.protocol.EventNames;
 import io.scopecast.actors.protocol.Json;
 import io.scopecast.actors.protocol.ProtocolError;
+import io.scopecast.actors.protocol.RawJson;
 import io.scopecast.actors.protocol.ScopeId;
 import io.scopecast.actors.protocol.ScopeNames;
 import io.scopecast.actors.protocol.ServerFrames;
@@ -83,8 +84,11 @@ public final class ApiRoutes extends AllDirectives {
     });
   }
 
-  /** Reads the body (at most {@code max-body-bytes}, else 413) and parses it as one JSON value. */
-  private Route jsonBody(Function<JsonNode, Route> handler) {
+  /**
+   * Reads the body (at most {@code max-body-bytes}, else 413) as one JSON object, straight from its
+   * bytes; its {@code payload} is kept as its own text (§13.23).
+   */
+  private Route jsonBody(Function<RawJson.Parsed, Route> handler) {
     long max = settings.http().maxBodyBytes();
     return extractRequestEntity(entity -> {
       if (entity.getContentLengthOption().isPresent() && entity.getContentLengthOption().getAsLong() > max) {
@@ -96,14 +100,17 @@ public final class ApiRoutes extends AllDirectives {
           return complete(e instanceof EntityStreamSizeException ? tooLarge(max)
               : JsonResponses.badRequest("could not read the request body"));
         }
-        JsonNode node;
+        RawJson.Parsed body;
         try {
-          node = Json.parse(result.get().getData().utf8String());
+          body = RawJson.object(result.get().getData().toArray());
+        } catch (RawJson.PayloadRefused e) {
+          return complete(JsonResponses.badRequest(e.getOriginalMessage()));
+        } catch (RawJson.NotAnObject e) {
+          return complete(JsonResponses.badRequest("the body must be a JSON object"));
         } catch (JsonProcessingException e) {
           return complete(JsonResponses.badRequest("the body is not valid JSON"));
         }
-        if (!node.isObject()) return complete(JsonResponses.badRequest("the body must be a JSON object"));
-        return handler.apply(node);
+        return handler.apply(body);
       });
     });
   }
@@ -114,7 +121,8 @@ public final class ApiRoutes extends AllDirectives {
 
   // ---- publish / broadcast -------------------------------------------------------------------
 
-  private Route publish(JsonNode body) {
+  private Route publish(RawJson.Parsed parsed) {
+    JsonNode body = parsed.fields();
     JsonNode scopeField = body.get("scope");
     if (scopeField == null || !scopeField.isTextual()) return complete(JsonResponses.badRequest("scope must be a string"));
     Optional<String> problem = eventProblem(body);
@@ -122,7 +130,7 @@ public final class ApiRoutes extends AllDirectives {
     ScopeNames.Checked scope = ScopeNames.check(scopeField, settings::knowsType);
     if (!scope.ok()) return complete(JsonResponses.error(StatusCodes.BAD_REQUEST, scope.error()));
     String key = body.hasNonNull("idempotency_key") ? body.get("idempotency_key").asText() : null;
-    return onComplete(publishTo(scope.scope(), body, key), r -> {
+    return onComplete(publishTo(scope.scope(), body, parsed.payloadOrNull(), key), r -> {
       if (r.isFailure()) return complete(unavailable(scope.scope(), r.failed().get()));
       ScopeEntity.Published p = r.get();
       return complete(JsonResponses.ok(Json.object(g -> {
@@ -132,7 +140,8 @@ public final class ApiRoutes extends AllDirectives {
     });
   }
 
-  private Route broadcast(JsonNode body) {
+  private Route broadcast(RawJson.Parsed parsed) {
+    JsonNode body = parsed.fields();
     JsonNode list = body.get("scopes");
     if (list == null || !list.isArray() || list.isEmpty() || list.size() > MAX_BROADCAST_SCOPES) {
       return complete(JsonResponses.badRequest("scopes must be an array of 1.." + MAX_BROADCAST_SCOPES + " scopes"));
@@ -148,7 +157,7 @@ public final class ApiRoutes extends AllDirectives {
       if (!scope.ok()) {
         results.add(CompletableFuture.completedFuture(scope.error()));
       } else {
-        results.add(publishTo(scope.scope(), body, key).toCompletableFuture()
+        results.add(publishTo(scope.scope(), body, parsed.payloadOrNull(), key).toCompletableFuture()
             .<Object>thenApply(p -> p)
             .exceptionally(e -> ProtocolError.of(io.scopecast.actors.protocol.ErrorCode.UNAVAILABLE,
                 unwrap(e) instanceof PublishRefused refused ? refused.getMessage() + "; retry"
@@ -193,9 +202,7 @@ public final class ApiRoutes extends AllDirectives {
   }
 
   /** Fails with {@link PublishRefused} when the scope refused it (it did not happen and may be retried). */
-  private CompletionStage<ScopeEntity.Published> publishTo(ScopeId scope, JsonNode body, String key) {
-    JsonNode payload = body.get("payload");
-    String payloadJson = payload == null ? "null" : Json.write(payload);
+  private CompletionStage<ScopeEntity.Published> publishTo(ScopeId scope, JsonNode body, String payloadJson, String key) {
     String event = body.get("event").asText();
     return scopes.apply(scope.toString())
         .<ScopeEntity.PublishResult>ask(replyTo -> new ScopeEntity.Publish(event, payloadJson, key, replyTo), timeout)
@@ -243,13 +250,13 @@ public final class ApiRoutes extends AllDirectives {
       g.writeNumberField("offset", page.offset());
       g.writeArrayFieldStart("events");
       for (HistoryEntry e : page.events()) {
-        JsonNode frame = Json.MAPPER.readTree(e.frame());
+        RawJson.Parsed frame = RawJson.object(e.frame()); // the stored frame's payload, as published
         g.writeStartObject();
         g.writeNumberField("offset", e.offset());
         g.writeFieldName("event");
-        g.writeTree(frame.get("event"));
+        g.writeTree(frame.fields().get("event"));
         g.writeFieldName("payload");
-        g.writeTree(frame.get("payload"));
+        g.writeRawValue(frame.payloadOrNull());
         g.writeNumberField("ts", e.ts());
         g.writeEndObject();
       }
@@ -292,7 +299,8 @@ public final class ApiRoutes extends AllDirectives {
 
   // ---- disconnect ----------------------------------------------------------------------------
 
-  private Route disconnect(JsonNode body) {
+  private Route disconnect(RawJson.Parsed parsed) {
+    JsonNode body = parsed.fields();
     JsonNode user = body.get("user");
     if (user == null || !user.isTextual() || !ScopeId.isValidId(user.asText())) {
       return complete(JsonResponses.badRequest("user must be a user id"));
@@ -300,7 +308,7 @@ public final class ApiRoutes extends AllDirectives {
     JsonNode codeField = body.get("code");
     int code = CloseCode.BACKEND_DEFAULT;
     if (codeField != null && !codeField.isNull()) {
-      if (!codeField.isIntegralNumber()) return complete(JsonResponses.badRequest("code must be an integer"));
+      if (!codeField.isIntegralNumber() || !codeField.canConvertToInt()) return complete(JsonResponses.badRequest("code must be an integer"));
       code = codeField.asInt();
       if (!CloseCode.allowedForBackends(code)) {
         return complete(JsonResponses.badRequest("code must be 1000 or 3000..4999"));

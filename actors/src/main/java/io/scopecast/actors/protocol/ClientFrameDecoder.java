@@ -24,17 +24,18 @@ public final class ClientFrameDecoder {
   }
 
   public ClientFrame decode(String text) {
-    JsonNode root;
+    RawJson.Parsed parsed;
     try {
-      root = Json.parse(text);
+      parsed = RawJson.object(text);
+    } catch (RawJson.PayloadRefused e) {
+      return new ClientFrame.Refused(idOf(e.fieldsBefore()), ProtocolError.badRequest(e.getOriginalMessage()));
+    } catch (RawJson.NotAnObject e) {
+      return new ClientFrame.Refused(null, ProtocolError.badRequest("a frame must be a JSON object"));
     } catch (JsonProcessingException e) {
       return new ClientFrame.Refused(null, ProtocolError.badRequest("frame is not valid JSON"));
     }
-    if (!root.isObject()) {
-      return new ClientFrame.Refused(null, ProtocolError.badRequest("a frame must be a JSON object"));
-    }
-    JsonNode id = root.get("id");
-    if (id != null && id.isNull()) id = null;
+    JsonNode root = parsed.fields();
+    JsonNode id = idOf(root);
     JsonNode type = root.get("type");
     if (type == null || !type.isTextual()) {
       return new ClientFrame.Refused(id, ProtocolError.badRequest("frame needs a string 'type'"));
@@ -43,7 +44,7 @@ public final class ClientFrameDecoder {
       case "connect" -> connect(id, root);
       case "subscribe" -> subscribe(id, root);
       case "unsubscribe" -> unsubscribe(id, root);
-      case "publish" -> publish(id, root);
+      case "publish" -> publish(id, root, parsed.payloadOrNull());
       case "presence" -> presence(id, root);
       case "status" -> status(id, root);
       case "ping" -> new ClientFrame.Ping(id);
@@ -118,7 +119,13 @@ public final class ClientFrameDecoder {
     return new ClientFrame.Unsubscribe(id, checked.scope());
   }
 
-  private ClientFrame publish(JsonNode id, JsonNode root) {
+  private static JsonNode idOf(JsonNode fields) {
+    JsonNode id = fields.get("id");
+    return id == null || id.isNull() ? null : id;
+  }
+
+  /** @param payload the payload's own text (§13.23) */
+  private ClientFrame publish(JsonNode id, JsonNode root, String payload) {
     JsonNode scopeField = root.get("scope");
     if (scopeField == null || !scopeField.isTextual()) {
       return new ClientFrame.Refused(id, ProtocolError.badRequest("publish needs a string 'scope'"));
@@ -129,8 +136,7 @@ public final class ClientFrameDecoder {
     }
     ScopeNames.Checked checked = ScopeNames.check(scopeField, knownType);
     if (!checked.ok()) return new ClientFrame.Refused(id, checked.error());
-    JsonNode payload = root.get("payload");
-    return new ClientFrame.Publish(id, checked.scope(), event.asText(), payload == null ? "null" : Json.write(payload));
+    return new ClientFrame.Publish(id, checked.scope(), event.asText(), payload);
   }
 
   private ClientFrame presence(JsonNode id, JsonNode root) {

@@ -4,7 +4,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.scopecast.actors.protocol.Json;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -28,10 +32,15 @@ import java.util.function.Predicate;
  */
 public final class WsClient implements WebSocket.Listener {
   private static final HttpClient HTTP = HttpClient.newHttpClient();
+  /** Reads what any JSON client reads: a payload's numbers may be of any length (§13.23). */
+  private static final ObjectMapper READER = JsonMapper.builder(JsonFactory.builder()
+      .streamReadConstraints(StreamReadConstraints.builder().maxNumberLength(Integer.MAX_VALUE).build()).build()).build();
   private static final JsonNode CLOSED = Json.MAPPER.createObjectNode().put("type", "<closed>");
 
   private final LinkedBlockingQueue<JsonNode> inbox = new LinkedBlockingQueue<>();
   private final List<JsonNode> seen = Collections.synchronizedList(new ArrayList<>());
+  /** Every text frame as it came over the wire, to check what parsing would hide (a payload's form). */
+  private final List<String> raw = Collections.synchronizedList(new ArrayList<>());
   private final StringBuilder partial = new StringBuilder();
   private final CompletableFuture<Integer> closed = new CompletableFuture<>();
   private final boolean answerPings;
@@ -98,8 +107,9 @@ public final class WsClient implements WebSocket.Listener {
   public CompletionStage<?> onText(WebSocket webSocket, CharSequence data, boolean last) {
     partial.append(data);
     if (last) {
+      raw.add(partial.toString());
       try {
-        JsonNode f = Json.parse(partial.toString());
+        JsonNode f = READER.readTree(partial.toString());
         seen.add(f);
         inbox.add(f);
         if (answerPings && "ping".equals(f.path("type").asText())) webSocket.sendText("{\"type\":\"pong\"}", true);
@@ -184,6 +194,13 @@ public final class WsClient implements WebSocket.Listener {
           "event on " + scope, Duration.ofNanos(Math.max(1, deadline - System.nanoTime())));
     }
     assertTrue(offsets(scope).size() >= count);
+  }
+
+  /** The text frames received so far, as sent. */
+  public List<String> rawFrames() {
+    synchronized (raw) {
+      return List.copyOf(raw);
+    }
   }
 
   public List<JsonNode> seen() {
