@@ -19,6 +19,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
@@ -103,6 +104,10 @@ class ClusterJarIT {
     if (redis != null) redis.close();
   }
 
+  private static String userScope(int client) {
+    return "user:j" + client;
+  }
+
   private List<ResumingClient> clientsOnEveryNode() {
     List<ResumingClient> clients = new ArrayList<>();
     for (int c = 0; c < 6; c++) {
@@ -134,9 +139,15 @@ class ClusterJarIT {
     }
   }
 
-  /** Publishes event {@code i} through the next node that answers, retrying with the same key. */
+  /** Publishes event {@code i} of the busy scope through the next node that answers, retrying with the same key. */
   private long publish(int i) {
-    String body = "{\"scope\":\"" + SCOPE + "\",\"event\":\"e\",\"payload\":{\"i\":" + i + "},\"idempotency_key\":\"k" + i + "\"}";
+    return publish(SCOPE, i);
+  }
+
+  /** Publishes event {@code i} of {@code scope} through the next node that answers, retrying with the same key. */
+  private long publish(String scope, int i) {
+    String body = "{\"scope\":\"" + scope + "\",\"event\":\"e\",\"payload\":{\"i\":" + i + "},\"idempotency_key\":\""
+        + scope + "#" + i + "\"}";
     long deadline = System.nanoTime() + WAIT.toNanos();
     while (true) {
       ApiClient node = nodes.get(next++ % nodes.size());
@@ -178,6 +189,8 @@ class ClusterJarIT {
     List<ResumingClient> clients = clientsOnEveryNode();
     int published = 0;
     for (; published < 30; ) publish(++published);
+    long[] toUser = new long[clients.size()]; // each client's own user: scope, spread over the nodes by the shards
+    for (int c = 0; c < clients.size(); c++) toUser[c] = publish(userScope(c), 1);
 
     // kill -9 the node that owns the busy scope, while publishing goes on through the others
     JsonNode info = nodes.get(0).api("GET", "/api/scopes/" + SCOPE, null).json();
@@ -188,14 +201,23 @@ class ClusterJarIT {
     reconnectClosed(clients, victim);
     for (; published < 60; ) publish(++published);
     long last = publish(++published);
-    for (ResumingClient c : clients) {
-      c.awaitOffset(SCOPE, () -> last, WAIT);
-      assertEquals(List.of(), c.violations(), "no gap and no duplicate except after a resync");
+    for (int c = 0; c < clients.size(); c++) {
+      for (int i = 2; i <= 3; i++) toUser[c] = publish(userScope(c), i);
+    }
+    for (int c = 0; c < clients.size(); c++) {
+      ResumingClient client = clients.get(c);
+      long lastToUser = toUser[c];
+      client.awaitOffset(SCOPE, () -> last, WAIT);
+      client.awaitOffset(userScope(c), () -> lastToUser, WAIT);
+      assertEquals(List.of(), client.violations(), "no gap and no duplicate except after a resync");
+      assertEquals(Set.of(), client.stillPending(), "every scope told pending was answered");
     }
     script("restart", Integer.toString(victim));
 
-    // a rolling restart of every node under steady publishing: no gap and no resync
-    int resyncsBefore = clients.stream().mapToInt(c -> c.resyncs() + c.notRecovered()).sum();
+    // a rolling restart of every node under steady publishing: no gap and no resync of the busy scope
+    // (the user: scopes are checked through the kill above; across a rolling restart they are not yet:
+    // one run in six left a user: scope's last event undelivered, see issue 20's notes)
+    List<Integer> notableBefore = clients.stream().map(c -> c.notable().size()).toList();
     CompletableFuture<String> rolling = CompletableFuture.supplyAsync(() -> script("rolling"));
     while (!rolling.isDone()) {
       publish(++published);
@@ -208,8 +230,14 @@ class ClusterJarIT {
       c.awaitOffset(SCOPE, () -> end, WAIT);
       assertEquals(List.of(), c.violations());
     }
-    int resyncsAfter = clients.stream().mapToInt(c -> c.resyncs() + c.notRecovered()).sum();
-    assertEquals(resyncsBefore, resyncsAfter, "the rolling restart made no client resync");
+    StringBuilder during = new StringBuilder(); // resyncs and recovered:false of the busy scope since the rolling restart began
+    for (int c = 0; c < clients.size(); c++) {
+      List<String> n = clients.get(c).notable();
+      for (String line : n.subList(notableBefore.get(c), n.size())) {
+        if (line.contains("\"" + SCOPE + "\"")) during.append("\n  client ").append(c).append(": ").append(line);
+      }
+    }
+    assertEquals("", during.toString(), "the rolling restart made no client resync" + logs());
     assertTrue(published > 62, "publishing went on during the rolling restart");
   }
 }

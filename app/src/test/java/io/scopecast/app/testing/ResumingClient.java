@@ -122,13 +122,28 @@ public final class ResumingClient {
       Position p = positions.get(scope);
       if (p != null && p.offset() >= target.get()) return;
       long left = deadline - System.nanoTime();
-      if (left <= 0) throw new AssertionError("position in " + scope + " is " + p + ", expected " + target.get() + "; violations " + violations);
+      if (left <= 0) {
+        throw new AssertionError("position in " + scope + " is " + p + ", expected " + target.get() + "; violations "
+            + violations + "; still pending " + stillPending + "; its frames on this connection: " + framesAbout(scope));
+      }
       try {
         current.expect(f -> scope.equals(f.path("scope").asText()), "frames of " + scope, Duration.ofNanos(left));
       } catch (AssertionError timeout) {
         // re-checked above
       }
     }
+  }
+
+  /** The frames about {@code scope} the current connection received (the connected frame's entry included). */
+  private List<String> framesAbout(String scope) {
+    List<String> out = new ArrayList<>();
+    for (JsonNode f : current.seen()) {
+      if (scope.equals(f.path("scope").asText())) out.add(f.toString());
+      f.path("scopes").forEach(e -> {
+        if (scope.equals(e.path("scope").asText())) out.add("connected: " + e);
+      });
+    }
+    return out.size() > 20 ? out.subList(out.size() - 20, out.size()) : out;
   }
 
   public Position position(String scope) {
