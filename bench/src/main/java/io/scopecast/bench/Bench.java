@@ -24,6 +24,8 @@ public final class Bench {
       usage: java -jar bench/target/scopecast-bench.jar WORKLOAD [options]
         fanout        1 scope, --subscribers 1000, --rate 200 events/s, --events 2000 (after --warmup 400)
         saturate      the same at the highest rate a --window 256 of publishes in flight allows (--events 5000)
+        publish       the publish path: 1 subscriber, --rate 1500 publishes/s (--rate 0: as fast as a --window 64 allows),
+                      --events 20000 after --warmup 5000
         rooms         --connections 5000, each in its user scope and one of --rooms 50; --rate 500 random publishes/s, --events 5000
         idle          --connections 10000 idle connections (--connections 50000 for the big run): RSS and heap per connection
         resume-storm  --subscribers 1000 dropped at once while --rate 200 publishing goes on; all reconnect with resume
@@ -73,7 +75,7 @@ public final class Bench {
   /** One workload on one target (the {@code target} option); the results it emitted. */
   private static List<Result> run(String workload, Options o, Path out) throws Exception {
     Target target = Target.of(o);
-    boolean everywhere = List.of("fanout", "saturate", "rooms", "idle", "sweep").contains(workload);
+    boolean everywhere = List.of("fanout", "saturate", "publish", "rooms", "idle", "sweep").contains(workload);
     if (target.isNode() && (!everywhere || o.flag("redis"))) {
       throw new IllegalArgumentException(workload + (o.flag("redis") ? " with Redis" : "") + " runs on Scopecast only, not on " + target.title);
     }
@@ -81,6 +83,15 @@ public final class Bench {
     switch (workload) {
       case "fanout" -> withServer(o, 1, (s, c) -> results.add(Workloads.fanout(o, s, c, o.number("rate", 200), "fanout").emit(out)));
       case "saturate" -> withServer(o, 1, (s, c) -> results.add(Workloads.fanout(o, s, c, 0, "saturate").emit(out)));
+      case "publish" -> {
+        // what one publish costs: with one subscriber every delivery is one publish
+        Options one = o.has("subscribers") ? o : o.with("subscribers", "1");
+        Options events = one.has("events") ? one : one.with("events", "20000");
+        Options each = events.has("warmup") ? events : events.with("warmup", "5000"); // the JIT, on one core
+        double rate = o.number("rate", 1500);
+        Options windowed = rate > 0 || o.has("window") ? each : each.with("window", "64");
+        withServer(windowed, 1, (s, c) -> results.add(Workloads.fanout(windowed, s, c, rate, "publish").emit(out)));
+      }
       case "cluster" -> withServer(o, o.integer("nodes", 3), (s, c) -> {
         // nodes that joined within the last minute ask each other for handed-off scope state when a
         // scope starts (ScopeHandoff): measure the cluster in its steady state
