@@ -226,6 +226,31 @@ class ServerIntegrationTest {
   }
 
   @Test
+  void aPublishIsAnsweredAlikeWhetherItsBodyArrivesWholeOrInChunks() {
+    // a body with a Content-Length takes the publish fast path, a chunked one the routes
+    ApiClient api = node.client();
+    String ok = "{\"scope\":\"task:chunks\",\"event\":\"e\",\"payload\":{\"n\":1.50}}";
+    String big = "{\"scope\":\"task:chunks\",\"event\":\"e\",\"payload\":\"" + "x".repeat(1 << 20) + "\"}";
+    record Row(String body, String key, int status, String code) {}
+    for (Row row : List.of(
+        new Row(ok, TestSettings.API_KEY, 200, null),
+        new Row(ok, "wrong", 401, "unauthorized"),
+        new Row("{\"scope\":\"task:chunks\",\"event\":\"e\",\"payload\":\"\\ud800\"}", TestSettings.API_KEY, 400, "bad_request"),
+        new Row("[1]", TestSettings.API_KEY, 400, "bad_request"),
+        new Row(big, TestSettings.API_KEY, 413, "too_large"))) {
+      for (ApiClient.Answer a : List.of(api.call("POST", "/api/publish", row.body(), row.key()),
+          api.callChunked("POST", "/api/publish", row.body(), row.key()))) {
+        assertEquals(row.status(), a.status(), a.text());
+        if (row.code() != null) assertEquals(row.code(), a.json().get("error").get("code").asText(), a.text());
+        else assertTrue(a.json().get("offset").asLong() > 0, a.text());
+      }
+    }
+    JsonNode h = node.api("GET", "/api/history/task:chunks", null).json();
+    assertEquals(List.of("1", "2"), h.get("events").findValuesAsText("offset"), "both publishes happened, once each");
+    assertTrue(node.api("GET", "/api/history/task:chunks", null).text().contains("\"payload\":{\"n\":1.50}"));
+  }
+
+  @Test
   void historyAndScopeInfoAgreeWithPublishes() {
     JsonNode p = null;
     for (int i = 1; i <= 5; i++) p = node.publish("task:hist", "task:updated", "{\"i\":" + i + "}");

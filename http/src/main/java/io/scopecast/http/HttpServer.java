@@ -1,17 +1,21 @@
 package io.scopecast.http;
 
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.stream.Collectors;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.http.javadsl.Http;
 import org.apache.pekko.http.javadsl.ServerBinding;
+import org.apache.pekko.http.javadsl.model.HttpRequest;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
 import org.apache.pekko.http.javadsl.model.StatusCodes;
 import org.apache.pekko.http.javadsl.server.AllDirectives;
 import org.apache.pekko.http.javadsl.server.ExceptionHandler;
 import org.apache.pekko.http.javadsl.server.MethodRejection;
 import org.apache.pekko.http.javadsl.server.RejectionHandler;
 import org.apache.pekko.http.javadsl.server.Route;
+import org.apache.pekko.japi.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -23,9 +27,11 @@ public final class HttpServer extends AllDirectives {
   private static final Logger log = LoggerFactory.getLogger(HttpServer.class);
 
   private final Route routes;
+  private final ApiRoutes api;
 
   /** @param more further routes (the demo), or none */
   public HttpServer(WebSocketEndpoint ws, ApiRoutes api, HealthRoutes health, Route... more) {
+    this.api = api;
     Route all = concat(ws.route(), api.route(), health.route());
     for (Route r : more) all = concat(all, r);
     Route routes = all;
@@ -38,8 +44,25 @@ public final class HttpServer extends AllDirectives {
     return routes;
   }
 
+  /**
+   * Binds the routes behind one function: {@code POST /api/publish} with a body that arrived whole
+   * is answered without the routing DSL ({@link ApiRoutes#publishFast}, the hot path of backends);
+   * every other request goes through the sealed routes.
+   */
   public CompletionStage<ServerBinding> bind(ActorSystem<?> system, String host, int port) {
-    return Http.get(system).newServerAt(host, port).bind(routes);
+    Function<HttpRequest, CompletionStage<HttpResponse>> sealed = routes.handler(system);
+    Function<HttpRequest, CompletionStage<HttpResponse>> handler = request -> {
+      CompletionStage<HttpResponse> fast;
+      try {
+        fast = api.publishFast(request);
+      } catch (RuntimeException e) { // as the routes' exception handler does
+        log.error("request failed", e);
+        return CompletableFuture.completedFuture(
+            JsonResponses.error(StatusCodes.INTERNAL_SERVER_ERROR, "internal", "internal error"));
+      }
+      return fast != null ? fast : sealed.apply(request);
+    };
+    return Http.get(system).newServerAt(host, port).bind(handler);
   }
 
   private RejectionHandler rejections() {

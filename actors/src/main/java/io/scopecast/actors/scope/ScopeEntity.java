@@ -83,17 +83,35 @@ public final class ScopeEntity {
 
   public record Unsubscribe(ActorRef<ConnectionActor.Command> conn) implements Command {}
 
-  /** A durable event from the server API; {@code payload} is JSON text. */
-  public record Publish(String event, String payload, String idempotencyKey, ActorRef<PublishResult> replyTo)
-      implements Command {}
+  /**
+   * A durable event from the server API; {@code payload} is JSON text. The answer carries
+   * {@code request}, so that one actor per node can take the answers to all its publishes.
+   */
+  public record Publish(String event, String payload, String idempotencyKey, ActorRef<PublishResult> replyTo, long request)
+      implements Command {
+    public Publish(String event, String payload, String idempotencyKey, ActorRef<PublishResult> replyTo) {
+      this(event, payload, idempotencyKey, replyTo, 0);
+    }
 
-  public sealed interface PublishResult extends CborSerializable {}
+    void answer(String epoch, long offset, boolean duplicate) {
+      replyTo.tell(new Published(epoch, offset, duplicate, request));
+    }
+
+    void refuse(String reason) {
+      replyTo.tell(new Refused(reason, request));
+    }
+  }
+
+  public sealed interface PublishResult extends CborSerializable {
+    /** The {@link Publish#request} this answers. */
+    long request();
+  }
 
   /** The event's position; {@code duplicate} when an earlier publish with the same key is answered again. */
-  public record Published(String epoch, long offset, boolean duplicate) implements PublishResult {}
+  public record Published(String epoch, long offset, boolean duplicate, long request) implements PublishResult {}
 
   /** The publish did not happen (the scope could not take it now) and may be retried: 503 {@code unavailable}. */
-  public record Refused(String reason) implements PublishResult {}
+  public record Refused(String reason, long request) implements PublishResult {}
 
   /**
    * Up to {@code limit} events after offset {@code after} and, past the first, at most
@@ -267,7 +285,7 @@ public final class ScopeEntity {
       return Behaviors.same();
     }
     metrics.startupOverflows.inc();
-    if (m instanceof Publish p) p.replyTo().tell(new Refused("the scope is starting and holds too many messages, try again"));
+    if (m instanceof Publish p) p.refuse("the scope is starting and holds too many messages, try again");
     return Behaviors.same();
   }
 
@@ -428,15 +446,15 @@ public final class ScopeEntity {
       if (!forgotten.isEmpty()) durable.forgetKeys(scopeName, forgotten);
       IdempotencyRecord seen = sequencer.remembered(p.idempotencyKey());
       if (seen != null) {
-        p.replyTo().tell(new Published(seen.epoch(), seen.offset(), true));
+        p.answer(seen.epoch(), seen.offset(), true);
         return false;
       }
     }
     long bytes = Utf8.encodedLength(p.payload()) + Utf8.encodedLength(p.event()) + QUEUED_OVERHEAD_BYTES;
     if (!queued.isEmpty() && queuedBytes + bytes > deps.settings().scope().writeQueueBytes()) {
       deps.metrics().writeQueueRefusals.inc();
-      p.replyTo().tell(new Refused("the scope has " + queuedBytes + " bytes of publishes waiting for its durable write"
-          + " (scopecast.scope.write-queue-bytes), try again"));
+      p.refuse("the scope has " + queuedBytes + " bytes of publishes waiting for its durable write"
+          + " (scopecast.scope.write-queue-bytes), try again");
       return false;
     }
     queued.add(new Waiting(p, now, bytes));
@@ -458,11 +476,11 @@ public final class ScopeEntity {
       Publish p = w.publish();
       IdempotencyRecord seen = sequencer.remembered(p.idempotencyKey());
       if (seen != null) { // the same key twice in one batch
-        p.replyTo().tell(new Published(seen.epoch(), seen.offset(), true));
+        p.answer(seen.epoch(), seen.offset(), true);
         continue;
       }
       batch.add(sequencer.sequence(p.event(), p.payload(), p.idempotencyKey(), now));
-      replies.add(p.replyTo());
+      replies.add(p);
     }
     if (batch.isEmpty()) return next();
     if (!durable.enabled() || durableBehind || !durable.isUp()) {
@@ -481,7 +499,8 @@ public final class ScopeEntity {
   }
 
   /** Who waits for each sequenced event's answer, in order. */
-  private final ArrayDeque<ActorRef<PublishResult>> replies = new ArrayDeque<>();
+  /** Publishes sequenced and not yet answered, in offset order. */
+  private final ArrayDeque<Publish> replies = new ArrayDeque<>();
 
   private Behavior<Command> startWrite(java.util.concurrent.CompletionStage<Void> io, long budgetMillis) {
     long id = ++write;
@@ -522,7 +541,7 @@ public final class ScopeEntity {
       sequencer.commit(s);
       subscribers.broadcast(new NodeFanout.Deliver(scopeName, sequencer.epoch(), s.offset(), s.frame(), s.ts()));
       deps.metrics().eventPublished(s.event());
-      replies.poll().tell(new Published(sequencer.epoch(), s.offset(), false));
+      replies.poll().answer(sequencer.epoch(), s.offset(), false);
     }
   }
 

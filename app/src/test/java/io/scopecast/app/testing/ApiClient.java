@@ -36,9 +36,19 @@ public final class ApiClient {
 
   /** The answer; status 0 when the node could not be reached. */
   public Answer call(String method, String path, String body, String key) {
+    return send(method, path, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body), key);
+  }
+
+  /** The same call with the body sent in chunks (no Content-Length), as a streaming client sends it. */
+  public Answer callChunked(String method, String path, String body, String key) {
+    byte[] bytes = body.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    return send(method, path, HttpRequest.BodyPublishers.ofInputStream(() -> new java.io.ByteArrayInputStream(bytes)), key);
+  }
+
+  private Answer send(String method, String path, HttpRequest.BodyPublisher body, String key) {
     HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path))
         .timeout(Duration.ofSeconds(15))
-        .method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
+        .method(method, body);
     if (key != null) b.header("Authorization", "Bearer " + key);
     try {
       HttpResponse<String> r = HTTP.send(b.build(), HttpResponse.BodyHandlers.ofString());
