@@ -251,6 +251,62 @@ class ServerIntegrationTest {
   }
 
   @Test
+  void aBatchRunsItsItemsInOrderPerScopeAndAnswersEachItem() {
+    StringBuilder items = new StringBuilder();
+    for (int i = 1; i <= 40; i++) {
+      if (items.length() > 0) items.append(',');
+      items.append("{\"scope\":\"task:batch").append(i % 2).append("\",\"event\":\"e\",\"payload\":{\"i\":").append(i).append(",\"f\":1e2}}");
+    }
+    items.append(",{\"scope\":\"bad scope\",\"event\":\"e\"}")                       // 41: its own error
+        .append(",{\"scope\":\"task:batch0\",\"event\":\"no spaces\"}")                  // 42
+        .append(",{\"scopes\":[\"task:batch0\",\"zzz:1\"],\"event\":\"b\",\"payload\":7}") // 43: a broadcast item
+        .append(",{\"scope\":\"task:batch1\",\"event\":\"k\",\"idempotency_key\":\"once\"}")  // 44
+        .append(",{\"scope\":\"task:batch1\",\"event\":\"k\",\"idempotency_key\":\"once\"}")  // 45: the same key
+        .append(",42");                                                                              // 46: not an object
+    ApiClient.Answer a = node.api("POST", "/api/batch", "{\"items\":[" + items + "]}");
+    assertEquals(200, a.status(), a.text());
+    JsonNode results = a.json().get("results");
+    assertEquals(46, results.size());
+    List<Long> evens = new ArrayList<>();
+    List<Long> odds = new ArrayList<>();
+    for (int i = 1; i <= 40; i++) (i % 2 == 0 ? evens : odds).add(results.get(i - 1).get("offset").asLong());
+    assertEquals(LongStream.rangeClosed(1, 20).boxed().toList(), evens, "item order is offset order in task:batch0");
+    assertEquals(LongStream.rangeClosed(1, 20).boxed().toList(), odds, "and in task:batch1");
+    assertEquals("bad_scope", results.get(40).get("error").get("code").asText());
+    assertEquals("bad_request", results.get(41).get("error").get("code").asText());
+    JsonNode broadcast = results.get(42).get("results");
+    assertEquals(21, broadcast.get(0).get("offset").asLong());
+    assertEquals("unknown_type", broadcast.get(1).get("error").get("code").asText());
+    assertEquals(results.get(43).get("offset"), results.get(44).get("offset"), "a key repeated in a batch applies once");
+    assertEquals("bad_request", results.get(45).get("error").get("code").asText());
+    String history = node.api("GET", "/api/history/task:batch0?limit=1000", null).text();
+    for (int i = 2; i <= 40; i += 2) assertTrue(history.contains("\"payload\":{\"i\":" + i + ",\"f\":1e2}"), history);
+    assertEquals(21, node.api("GET", "/api/scopes/task:batch0", null).json().get("offset").asLong());
+    assertEquals(21, node.api("GET", "/api/scopes/task:batch1", null).json().get("offset").asLong(), "20 + the keyed one");
+  }
+
+  @Test
+  void aBatchIsBoundedAndNeedsTheApiKey() {
+    String item = "{\"scope\":\"task:bounds\",\"event\":\"e\"}";
+    assertEquals(401, node.call("POST", "/api/batch", "{\"items\":[" + item + "]}", null).status());
+    assertEquals(401, node.call("POST", "/api/batch", "{\"items\":[" + item + "]}", "wrong").status());
+    String tooMany = String.join(",", java.util.Collections.nCopies(1001, item));
+    for (String body : List.of("{}", "{\"items\":[]}", "{\"items\":{}}", "{\"items\":[" + tooMany + "]}", "[" + item + "]",
+        "{\"items\":[{\"scope\":\"task:bounds\",\"event\":\"e\",\"payload\":\"\\ud800\"}]}")) {
+      ApiClient.Answer a = node.api("POST", "/api/batch", body);
+      assertEquals(400, a.status(), a.text());
+      assertEquals("bad_request", a.json().get("error").get("code").asText(), a.text());
+    }
+    String many = "{\"scopes\":[" + String.join(",", java.util.Collections.nCopies(1000, "\"task:bounds\"")) + "],\"event\":\"e\"}";
+    ApiClient.Answer overPublishes = node.api("POST", "/api/batch",
+        "{\"items\":[" + String.join(",", java.util.Collections.nCopies(11, many)) + "]}");
+    assertEquals(400, overPublishes.status(), "11,000 publishes in one batch exceed 10,000");
+    String big = "{\"items\":[{\"scope\":\"task:bounds\",\"event\":\"e\",\"payload\":\"" + "x".repeat(1 << 20) + "\"}]}";
+    assertEquals(413, node.api("POST", "/api/batch", big).status());
+    assertEquals(0, node.api("GET", "/api/scopes/task:bounds", null).json().get("offset").asLong(), "nothing of a refused batch ran");
+  }
+
+  @Test
   void historyAndScopeInfoAgreeWithPublishes() {
     JsonNode p = null;
     for (int i = 1; i <= 5; i++) p = node.publish("task:hist", "task:updated", "{\"i\":" + i + "}");

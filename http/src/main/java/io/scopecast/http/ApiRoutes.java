@@ -1,5 +1,6 @@
 package io.scopecast.http;
 
+import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.scopecast.actors.connection.CloseCode;
@@ -13,6 +14,7 @@ import io.scopecast.actors.protocol.ScopeNames;
 import io.scopecast.actors.protocol.ServerFrames;
 import io.scopecast.actors.scope.ScopeEntity;
 import io.scopecast.actors.settings.ScopecastSettings;
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Duration;
@@ -46,6 +48,8 @@ import org.apache.pekko.stream.Materializer;
 public final class ApiRoutes extends AllDirectives {
   private static final long BODY_READ_TIMEOUT_MS = 10_000;
   private static final int MAX_BROADCAST_SCOPES = 1000;
+  static final int MAX_BATCH_ITEMS = 1000;
+  static final int MAX_BATCH_PUBLISHES = 10_000;
   private static final int MAX_IDEMPOTENCY_KEY = 256;
 
   private final ScopecastSettings settings;
@@ -70,6 +74,7 @@ public final class ApiRoutes extends AllDirectives {
     return pathPrefix("api", () -> authenticated(() -> concat(
         path("publish", () -> post(() -> jsonBody(this::publish))),
         path("broadcast", () -> post(() -> jsonBody(this::broadcast))),
+        path("batch", () -> post(() -> jsonBody(p -> completeWithFuture(batchAnswer(p))))),
         path("disconnect", () -> post(() -> jsonBody(this::disconnect))),
         path(PathMatchers.segment("history").slash(PathMatchers.segment()), scope -> get(() -> history(scope))),
         path(PathMatchers.segment("scopes").slash(PathMatchers.segment()), scope -> get(() -> scopeInfo(scope))),
@@ -100,10 +105,10 @@ public final class ApiRoutes extends AllDirectives {
    * for any other request, which the routes answer.
    */
   public CompletionStage<HttpResponse> publishFast(HttpRequest request) {
-    if (request.method() != HttpMethods.POST || !(request.entity() instanceof HttpEntity.Strict body)
-        || !request.getUri().path().equals("/api/publish")) {
-      return null;
-    }
+    if (request.method() != HttpMethods.POST || !(request.entity() instanceof HttpEntity.Strict body)) return null;
+    String path = request.getUri().path();
+    boolean single = path.equals("/api/publish");
+    if (!single && !path.equals("/api/batch")) return null;
     if (!authorized(request.getHeader("Authorization").map(HttpHeader::value))) {
       return CompletableFuture.completedFuture(unauthorized());
     }
@@ -115,7 +120,7 @@ public final class ApiRoutes extends AllDirectives {
     } catch (JsonProcessingException e) {
       return CompletableFuture.completedFuture(badBody(e));
     }
-    return publishAnswer(parsed);
+    return single ? publishAnswer(parsed) : batchAnswer(parsed);
   }
 
   /**
@@ -225,6 +230,105 @@ public final class ApiRoutes extends AllDirectives {
       }
       g.writeEndArray();
     }))));
+  }
+
+  // ---- batch -------------------------------------------------------------------------------
+
+  /**
+   * {@code POST /api/batch {items:[…]}}: publishes ({@code scope}) and broadcasts ({@code scopes})
+   * run in item order, so a scope gets its items' events in that order; answered item by item.
+   */
+  private CompletionStage<HttpResponse> batchAnswer(RawJson.Parsed parsed) {
+    List<RawJson.Parsed> items = parsed.items();
+    if (items == null || items.isEmpty() || items.size() > MAX_BATCH_ITEMS) {
+      return CompletableFuture.completedFuture(JsonResponses.badRequest("items must be an array of 1.." + MAX_BATCH_ITEMS + " objects"));
+    }
+    long publishes = items.stream().mapToLong(i -> i == null ? 0 : i.fields().path("scopes").isArray() ? i.fields().get("scopes").size() : 1).sum();
+    if (publishes > MAX_BATCH_PUBLISHES) {
+      return CompletableFuture.completedFuture(JsonResponses.badRequest(
+          "a batch may publish at most " + MAX_BATCH_PUBLISHES + " events (its items' scopes together)"));
+    }
+    List<List<CompletableFuture<Object>>> results = new ArrayList<>(items.size());
+    List<List<JsonNode>> names = new ArrayList<>(items.size());
+    for (RawJson.Parsed item : items) {
+      List<JsonNode> scopesOfItem = new ArrayList<>(1);
+      List<CompletableFuture<Object>> outcomes = new ArrayList<>(1);
+      names.add(scopesOfItem);
+      results.add(outcomes);
+      ProtocolError invalid = itemProblem(item);
+      if (invalid != null) {
+        outcomes.add(CompletableFuture.completedFuture(invalid));
+        continue;
+      }
+      JsonNode many = item.fields().get("scopes");
+      for (JsonNode name : many != null ? many : List.of(item.fields().get("scope"))) {
+        scopesOfItem.add(name);
+        outcomes.add(outcome(name, item));
+      }
+    }
+    CompletableFuture<?>[] all = results.stream().flatMap(List::stream).toArray(CompletableFuture[]::new);
+    return CompletableFuture.allOf(all).thenApply(done -> JsonResponses.ok(Json.object(g -> {
+      g.writeArrayFieldStart("results");
+      for (int i = 0; i < items.size(); i++) {
+        List<CompletableFuture<Object>> outcomes = results.get(i);
+        boolean broadcast = items.get(i) != null && items.get(i).fields().has("scopes") && !names.get(i).isEmpty();
+        if (!broadcast) {
+          writeOutcome(g, null, outcomes.get(0).join());
+          continue;
+        }
+        g.writeStartObject();
+        g.writeArrayFieldStart("results");
+        for (int k = 0; k < outcomes.size(); k++) writeOutcome(g, names.get(i).get(k), outcomes.get(k).join());
+        g.writeEndArray();
+        g.writeEndObject();
+      }
+      g.writeEndArray();
+    })));
+  }
+
+  /** Why a batch item cannot run (null: it can): a publish names one {@code scope}, a broadcast 1..1000 {@code scopes}. */
+  private static ProtocolError itemProblem(RawJson.Parsed item) {
+    if (item == null) return ProtocolError.badRequest("an item must be an object");
+    JsonNode one = item.fields().get("scope");
+    JsonNode many = item.fields().get("scopes");
+    if ((one == null) == (many == null)) return ProtocolError.badRequest("an item has either scope or scopes");
+    if (one != null && !one.isTextual()) return ProtocolError.badRequest("scope must be a string");
+    if (many != null && (!many.isArray() || many.isEmpty() || many.size() > MAX_BROADCAST_SCOPES)) {
+      return ProtocolError.badRequest("scopes must be an array of 1.." + MAX_BROADCAST_SCOPES + " scopes");
+    }
+    return eventProblem(item.fields()).map(ProtocolError::badRequest).orElse(null);
+  }
+
+  /** One scope's publish of a batch item: {@link ScopeEntity.Published} or the {@link ProtocolError}. */
+  private CompletableFuture<Object> outcome(JsonNode name, RawJson.Parsed item) {
+    ScopeNames.Checked scope = ScopeNames.check(name, settings::knowsType);
+    if (!scope.ok()) return CompletableFuture.completedFuture(scope.error());
+    JsonNode key = item.fields().get("idempotency_key");
+    return publishTo(scope.scope(), item.fields(), item.payloadOrNull(), key == null || key.isNull() ? null : key.asText())
+        .toCompletableFuture()
+        .<Object>thenApply(p -> p)
+        .exceptionally(e -> ProtocolError.of(io.scopecast.actors.protocol.ErrorCode.UNAVAILABLE,
+            unwrap(e) instanceof PublishRefused refused ? refused.getMessage() + "; retry"
+                : "scope did not answer within " + timeout.toMillis() + " ms; retry"));
+  }
+
+  private static void writeOutcome(JsonGenerator g, JsonNode scope, Object outcome) throws IOException {
+    g.writeStartObject();
+    if (scope != null) {
+      g.writeFieldName("scope");
+      g.writeTree(scope);
+    }
+    if (outcome instanceof ScopeEntity.Published p) {
+      g.writeStringField("epoch", p.epoch());
+      g.writeNumberField("offset", p.offset());
+    } else {
+      ProtocolError e = (ProtocolError) outcome;
+      g.writeObjectFieldStart("error");
+      g.writeStringField("code", e.code().wire());
+      g.writeStringField("message", e.message());
+      g.writeEndObject();
+    }
+    g.writeEndObject();
   }
 
   /** bad_request problems of an event body: the event name and the idempotency key. */

@@ -16,6 +16,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * A JSON object whose {@code payload} is kept as its own text (§13.23): the object is read with a
@@ -42,8 +44,16 @@ public final class RawJson {
   private static final ObjectReader TREE = Json.MAPPER.readerFor(JsonNode.class)
       .without(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
-  /** The object's fields but {@code payload}, and the payload's text (null when there is none). */
-  public record Parsed(ObjectNode fields, String payload) {
+  /**
+   * The object's fields but {@code payload}, and the payload's text (null when there is none). At
+   * the top level an {@code items} array is read the same way, item by item ({@link #items}: null
+   * when there is no such array; an item that is not an object is null in it).
+   */
+  public record Parsed(ObjectNode fields, String payload, List<Parsed> items) {
+    public Parsed(ObjectNode fields, String payload) {
+      this(fields, payload, null);
+    }
+
     /** The payload's text, or {@code null} (the JSON literal) when the object has none. */
     public String payloadOrNull() {
       return payload == null ? "null" : payload;
@@ -105,25 +115,44 @@ public final class RawJson {
       if (p.nextToken() != null) throw new JsonParseException(p, "trailing content after the value");
       throw new NotAnObject();
     }
+    Parsed parsed = readObject(p, input, bytes, true);
+    if (p.nextToken() != null) throw new JsonParseException(p, "trailing content after the object");
+    return parsed;
+  }
+
+  /** The object the parser is at (its START_OBJECT), to its END_OBJECT. */
+  private static Parsed readObject(JsonParser p, Slicer input, boolean bytes, boolean top) throws IOException {
     ObjectNode fields = JsonNodeFactory.instance.objectNode();
     String payload = null;
+    List<Parsed> items = null;
     JsonToken t = p.nextToken();
     while (t == JsonToken.FIELD_NAME) {
       String name = p.currentName();
-      p.nextToken();
+      JsonToken value = p.nextToken();
       if (name.equals("payload")) {
         long from = offset(p.currentTokenLocation(), bytes);
         walk(p, fields);
         t = p.nextToken(); // the next field or the object's end: the payload's text ends before it
         payload = trimEnd(input.slice(from, offset(p.currentTokenLocation(), bytes)));
+        continue;
+      }
+      if (top && name.equals("items") && value == JsonToken.START_ARRAY) {
+        items = new ArrayList<>();
+        for (JsonToken e = p.nextToken(); e != JsonToken.END_ARRAY; e = p.nextToken()) {
+          if (e == JsonToken.START_OBJECT) {
+            items.add(readObject(p, input, bytes, false));
+          } else {
+            p.skipChildren();
+            items.add(null);
+          }
+        }
       } else {
         fields.set(name, TREE.<JsonNode>readValue(p));
-        t = p.nextToken();
       }
+      t = p.nextToken();
     }
     if (t != JsonToken.END_OBJECT) throw new JsonParseException(p, "unexpected " + t);
-    if (p.nextToken() != null) throw new JsonParseException(p, "trailing content after the object");
-    return new Parsed(fields, payload);
+    return new Parsed(fields, payload, items);
   }
 
   /** Goes through the value the parser is at, to its last token, checking its strings and depth. */
