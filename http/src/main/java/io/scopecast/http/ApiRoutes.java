@@ -192,42 +192,16 @@ public final class ApiRoutes extends AllDirectives {
     }
     Optional<String> problem = eventProblem(body);
     if (problem.isPresent()) return complete(JsonResponses.badRequest(problem.get()));
-    String key = body.hasNonNull("idempotency_key") ? body.get("idempotency_key").asText() : null;
     List<JsonNode> names = new ArrayList<>();
     List<CompletableFuture<Object>> results = new ArrayList<>();
-    for (JsonNode item : list) {
-      names.add(item);
-      ScopeNames.Checked scope = ScopeNames.check(item, settings::knowsType);
-      if (!scope.ok()) {
-        results.add(CompletableFuture.completedFuture(scope.error()));
-      } else {
-        results.add(publishTo(scope.scope(), body, parsed.payloadOrNull(), key).toCompletableFuture()
-            .<Object>thenApply(p -> p)
-            .exceptionally(e -> ProtocolError.of(io.scopecast.actors.protocol.ErrorCode.UNAVAILABLE,
-                unwrap(e) instanceof PublishRefused refused ? refused.getMessage() + "; retry"
-                    : "scope did not answer within " + timeout.toMillis() + " ms; retry")));
-      }
+    for (JsonNode name : list) {
+      names.add(name);
+      results.add(outcome(name, parsed));
     }
     CompletableFuture<Void> all = CompletableFuture.allOf(results.toArray(CompletableFuture[]::new));
     return onComplete(all, done -> complete(JsonResponses.ok(Json.object(g -> {
       g.writeArrayFieldStart("results");
-      for (int i = 0; i < names.size(); i++) {
-        Object r = results.get(i).join();
-        g.writeStartObject();
-        g.writeFieldName("scope");
-        g.writeTree(names.get(i));
-        if (r instanceof ScopeEntity.Published p) {
-          g.writeStringField("epoch", p.epoch());
-          g.writeNumberField("offset", p.offset());
-        } else {
-          ProtocolError e = (ProtocolError) r;
-          g.writeObjectFieldStart("error");
-          g.writeStringField("code", e.code().wire());
-          g.writeStringField("message", e.message());
-          g.writeEndObject();
-        }
-        g.writeEndObject();
-      }
+      for (int i = 0; i < names.size(); i++) writeOutcome(g, names.get(i), results.get(i).join());
       g.writeEndArray();
     }))));
   }
@@ -299,7 +273,7 @@ public final class ApiRoutes extends AllDirectives {
     return eventProblem(item.fields()).map(ProtocolError::badRequest).orElse(null);
   }
 
-  /** One scope's publish of a batch item: {@link ScopeEntity.Published} or the {@link ProtocolError}. */
+  /** One scope's publish of a broadcast or batch item: {@link ScopeEntity.Published} or the {@link ProtocolError}. */
   private CompletableFuture<Object> outcome(JsonNode name, RawJson.Parsed item) {
     ScopeNames.Checked scope = ScopeNames.check(name, settings::knowsType);
     if (!scope.ok()) return CompletableFuture.completedFuture(scope.error());

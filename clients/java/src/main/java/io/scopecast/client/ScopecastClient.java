@@ -149,6 +149,36 @@ public final class ScopecastClient {
 
   // ---- reading -------------------------------------------------------------------------------
 
+  /** One publish of a {@link #batch}: {@code payload} as for {@link #publish}, the key generated when null. */
+  public record BatchItem(String scope, String event, Object payload, String idempotencyKey) {
+    public BatchItem(String scope, String event, Object payload) {
+      this(scope, event, payload, null);
+    }
+  }
+
+  /**
+   * Publishes many events in one request (at most 1000): a scope gets them in the list's order.
+   * One result per item, in order; an item that failed (a bad scope, or its scope did not answer)
+   * has its error and may be sent again, with the same key, in a later batch.
+   */
+  public List<BroadcastResult> batch(List<BatchItem> items) {
+    ObjectNode body = JSON.createObjectNode();
+    ArrayNode list = body.putArray("items");
+    for (BatchItem item : items) {
+      ObjectNode o = list.addObject().put("scope", item.scope()).put("event", item.event());
+      o.set("payload", JSON.valueToTree(item.payload()));
+      o.put("idempotency_key", item.idempotencyKey() != null ? item.idempotencyKey() : UUID.randomUUID().toString());
+    }
+    List<BroadcastResult> out = new ArrayList<>(items.size());
+    int i = 0;
+    for (JsonNode r : call("POST", "/api/batch", body).get("results")) {
+      String scope = items.get(i++).scope();
+      if (r.has("error")) out.add(new BroadcastResult(scope, null, r.get("error").get("code").asText(), r.get("error").get("message").asText()));
+      else out.add(new BroadcastResult(scope, new Published(r.get("epoch").asText(), r.get("offset").asLong()), null, null));
+    }
+    return out;
+  }
+
   /** Up to {@code limit} (1..1000) events after {@code since} still in the scope's history. */
   public History history(String scope, long since, int limit) {
     JsonNode r = call("GET", "/api/history/" + encode(scope) + "?since=" + since + "&limit=" + limit, null);

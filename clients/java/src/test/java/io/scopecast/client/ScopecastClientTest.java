@@ -52,6 +52,21 @@ class ScopecastClientTest {
   }
 
   @Test
+  void aBatchPublishesManyEventsInOneRequestInOrder() {
+    List<ScopecastClient.BatchItem> items = new ArrayList<>();
+    for (int i = 1; i <= 10; i++) items.add(new ScopecastClient.BatchItem("task:jb", "e", Map.of("i", i)));
+    items.add(new ScopecastClient.BatchItem("Bad Scope", "e", 1));
+    items.add(new ScopecastClient.BatchItem("task:jb", "e", Map.of("i", 99), "same"));
+    items.add(new ScopecastClient.BatchItem("task:jb", "e", Map.of("i", 99), "same"));
+    List<ScopecastClient.BroadcastResult> r = client.batch(items);
+    assertEquals(13, r.size());
+    for (int i = 0; i < 10; i++) assertEquals(i + 1, r.get(i).published().offset());
+    assertEquals("bad_scope", r.get(10).errorCode());
+    assertEquals(r.get(11).published(), r.get(12).published(), "one key, one event");
+    assertEquals(11, client.scope("task:jb").offset());
+  }
+
+  @Test
   void broadcastHistoryPresenceScopeAndDisconnect() {
     List<ScopecastClient.BroadcastResult> r = client.broadcast(List.of("task:b1", "task:b2", "Bad Scope"), "e", Map.of("x", 1));
     assertTrue(r.get(0).ok());
