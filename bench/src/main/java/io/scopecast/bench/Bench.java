@@ -25,7 +25,7 @@ public final class Bench {
         fanout        1 scope, --subscribers 1000, --rate 200 events/s, --events 2000 (after --warmup 400)
         saturate      the same at the highest rate a --window 256 of publishes in flight allows (--events 5000)
         publish       the publish path: 1 subscriber, --rate 1500 publishes/s (--rate 0: as fast as a --window 64 allows),
-                      --events 20000 after --warmup 5000
+                      --events 20000 after --warmup 5000; --batch 100: that many events per POST /api/batch (Scopecast)
         rooms         --connections 5000, each in its user scope and one of --rooms 50; --rate 500 random publishes/s, --events 5000
         idle          --connections 10000 idle connections (--connections 50000 for the big run): RSS and heap per connection
         resume-storm  --subscribers 1000 dropped at once while --rate 200 publishing goes on; all reconnect with resume

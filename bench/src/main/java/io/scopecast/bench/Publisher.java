@@ -29,12 +29,20 @@ final class Publisher {
   final LongAdder accepted = new LongAdder();
   final LongAdder failed = new LongAdder();
   private int next;
+  /** Events per request: 1, or that many items per {@code POST /api/batch} (Scopecast only). */
+  private final int batch;
 
   Publisher(Target target, List<String> bases, String apiKey, int window) {
+    this(target, bases, apiKey, window, 1);
+  }
+
+  Publisher(Target target, List<String> bases, String apiKey, int window, int batch) {
+    if (batch > 1 && target != Target.SCOPECAST) throw new IllegalArgumentException("--batch runs on Scopecast only");
     this.target = target;
     this.bases = bases;
     this.apiKey = apiKey;
     this.window = new Semaphore(window);
+    this.batch = Math.max(1, batch);
   }
 
   static String payload() {
@@ -43,10 +51,20 @@ final class Publisher {
 
   /** Sends one publish (waits for a free slot in the window). */
   CompletableFuture<Void> publish(String scope, String event) {
+    return send(target.publishPath(), target.publishBody(scope, event, payload()));
+  }
+
+  /** Sends {@code n} publishes to {@code scope} in one {@code POST /api/batch}. */
+  CompletableFuture<Void> publishBatch(String scope, String event, int n) {
+    StringBuilder body = new StringBuilder(n * 150).append("{\"items\":[");
+    for (int i = 0; i < n; i++) body.append(i == 0 ? "" : ",").append(target.publishBody(scope, event, payload()));
+    return send("/api/batch", body.append("]}").toString());
+  }
+
+  private CompletableFuture<Void> send(String path, String body) {
     window.acquireUninterruptibly();
-    String body = target.publishBody(scope, event, payload());
     String base = bases.get(next++ % bases.size());
-    HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + target.publishPath())).timeout(Duration.ofSeconds(30));
+    HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path)).timeout(Duration.ofSeconds(30));
     if (target == Target.SCOPECAST) b.header("Authorization", "Bearer " + apiKey);
     HttpRequest r = b.header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build();
     return http.sendAsync(r, HttpResponse.BodyHandlers.discarding()).handle((resp, err) -> {
@@ -63,15 +81,15 @@ final class Publisher {
    */
   void run(int count, double ratePerSecond, IntFunction<String> scopeOf) {
     long start = System.nanoTime();
-    CompletableFuture<?>[] all = new CompletableFuture<?>[count];
-    for (int i = 0; i < count; i++) {
+    List<CompletableFuture<?>> all = new java.util.ArrayList<>(count / batch + 1);
+    for (int i = 0; i < count; i += batch) {
       if (ratePerSecond > 0) {
         long due = start + (long) (i * 1e9 / ratePerSecond);
         long wait = due - System.nanoTime();
         if (wait > 0) java.util.concurrent.locks.LockSupport.parkNanos(wait);
       }
-      all[i] = publish(scopeOf.apply(i), "bench");
+      all.add(batch == 1 ? publish(scopeOf.apply(i), "bench") : publishBatch(scopeOf.apply(i), "bench", Math.min(batch, count - i)));
     }
-    CompletableFuture.allOf(all).join();
+    CompletableFuture.allOf(all.toArray(CompletableFuture[]::new)).join();
   }
 }

@@ -35,7 +35,7 @@ final class Workloads {
     int unsubscribed = all.size() - conns.size();
     if (unsubscribed > 0) System.err.println("warning: " + unsubscribed + " clients are not subscribed to " + scope);
     List<String> publishVia = workload.equals("cluster") ? List.of(s.bases.get(0)) : s.bases;
-    Publisher pub = new Publisher(s.target, publishVia, s.apiKey, o.integer("window", rate == 0 ? 256 : 64));
+    Publisher pub = new Publisher(s.target, publishVia, s.apiKey, o.integer("window", rate == 0 ? 256 : 64), o.integer("batch", 1));
 
     pub.run(warmup, rate == 0 ? 2000 : rate, i -> scope);
     await(() -> reached(conns, scope, warmup), Duration.ofSeconds(60));
@@ -63,7 +63,7 @@ final class Workloads {
         .put("wall_s", wall).put("delivered_per_s", delivered / wall)
         .put("server_cpu_s", cpu).put("server_cpu_pct", 100 * cpu / wall)
         .put("delivered_per_server_cpu_s", delivered / Math.max(cpu, 1e-9))
-        .put("publishes_per_server_cpu_s", events / Math.max(cpu, 1e-9))
+        .put("publishes_per_server_cpu_s", events / Math.max(cpu, 1e-9)).put("events_per_request", o.integer("batch", 1))
         .put("redis_cpu_s", s.redisCpuSeconds() - redis0)
         .put("generator_cpu_s", Bench.generatorCpuSeconds() - gen0)
         .put("generator_cpu_pct", 100 * (Bench.generatorCpuSeconds() - gen0) / wall)
