@@ -124,6 +124,27 @@ class ClusterIntegrationTest {
   }
 
   @Test
+  void everyUserScopeStillDeliversAfterANodeLeavesGracefully() {
+    startCluster(3);
+    List<ResumingClient> clients = twoClientsPerNode("lv", "leave");
+    for (int i = 0; i < clients.size(); i++) publish(nodes, 1, "user:lv" + i);
+    for (int i = 0; i < clients.size(); i++) clients.get(i).awaitOffset("user:lv" + i, () -> 1L, WAIT);
+    TestNode leaving = nodes.get(1);
+    leaving.close();
+    nodes.remove(leaving);
+    for (int i = 0; i < clients.size(); i++) {
+      if (clients.get(i).socket().isClosed()) clients.get(i).connect(nodes.get(i % 2).ws(""));
+    }
+    for (int i = 0; i < clients.size(); i++) publish(nodes, 2, "user:lv" + i);
+    for (int i = 0; i < clients.size(); i++) {
+      ResumingClient c = clients.get(i);
+      c.awaitOffset("user:lv" + i, () -> 2L, WAIT);
+      assertEquals(List.of(), c.violations());
+      assertEquals(0, c.resyncs() + c.notRecovered(), c.notable().toString());
+    }
+  }
+
+  @Test
   void aNodeLeavingGracefullyHandsItsScopesOverWithoutAResync() {
     startCluster(3);
     String scope = "workspace:moving";
