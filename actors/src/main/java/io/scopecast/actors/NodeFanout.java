@@ -70,6 +70,9 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
   /** A durable event for every local subscriber of the scope; {@code frame} is encoded once. */
   public record Deliver(String scope, String epoch, long offset, String frame, long ts) implements Remote {}
 
+  /** Durable events of one scope, in offset order, sequenced together: one message per node for all of them. */
+  public record DeliverAll(List<Deliver> events) implements Remote {}
+
   /** An ephemeral frame (client event, presence) for the local subscribers except {@code except}. */
   public record DeliverEphemeral(String scope, String frame, ActorRef<ConnectionActor.Command> except) implements Remote {}
 
@@ -147,6 +150,10 @@ public final class NodeFanout extends AbstractBehavior<NodeFanout.Command> {
   public Receive<Command> createReceive() {
     return newReceiveBuilder()
         .onMessage(Deliver.class, this::onDeliver)
+        .onMessage(DeliverAll.class, all -> {
+          all.events().forEach(this::onDeliver);
+          return this;
+        })
         .onMessage(DeliverEphemeral.class, this::onDeliverEphemeral)
         .onMessage(DeliverPresence.class, this::onDeliverPresence)
         .onMessage(PresenceReply.class, this::onPresenceReply)

@@ -286,6 +286,19 @@ class ServerIntegrationTest {
   }
 
   @Test
+  void aSubscriberGetsABatchsEventsLiveInOrder() {
+    WsClient live = WsClient.connect(node.ws(""), Tokens.user("bea", "wb"), "\"workspace\":\"wb\"");
+    StringBuilder items = new StringBuilder();
+    for (int i = 1; i <= 30; i++) {
+      items.append(i == 1 ? "" : ",").append("{\"scope\":\"workspace:wb\",\"event\":\"e\",\"payload\":").append(i).append('}');
+    }
+    assertEquals(200, node.api("POST", "/api/batch", "{\"items\":[" + items + "]}").status());
+    live.awaitOffsets("workspace:wb", 30, Duration.ofSeconds(10));
+    assertEquals(range(1, 30), live.offsets("workspace:wb"));
+    live.close();
+  }
+
+  @Test
   void aBatchIsBoundedAndNeedsTheApiKey() {
     String item = "{\"scope\":\"task:bounds\",\"event\":\"e\"}";
     assertEquals(401, node.call("POST", "/api/batch", "{\"items\":[" + item + "]}", null).status());

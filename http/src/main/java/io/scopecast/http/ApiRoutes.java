@@ -19,7 +19,9 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
@@ -194,10 +196,12 @@ public final class ApiRoutes extends AllDirectives {
     if (problem.isPresent()) return complete(JsonResponses.badRequest(problem.get()));
     List<JsonNode> names = new ArrayList<>();
     List<CompletableFuture<Object>> results = new ArrayList<>();
+    Outgoing out = new Outgoing();
     for (JsonNode name : list) {
       names.add(name);
-      results.add(outcome(name, parsed));
+      results.add(outcome(name, parsed, out));
     }
+    out.send();
     CompletableFuture<Void> all = CompletableFuture.allOf(results.toArray(CompletableFuture[]::new));
     return onComplete(all, done -> complete(JsonResponses.ok(Json.object(g -> {
       g.writeArrayFieldStart("results");
@@ -224,6 +228,7 @@ public final class ApiRoutes extends AllDirectives {
     }
     List<List<CompletableFuture<Object>>> results = new ArrayList<>(items.size());
     List<List<JsonNode>> names = new ArrayList<>(items.size());
+    Outgoing out = new Outgoing();
     for (RawJson.Parsed item : items) {
       List<JsonNode> scopesOfItem = new ArrayList<>(1);
       List<CompletableFuture<Object>> outcomes = new ArrayList<>(1);
@@ -237,9 +242,10 @@ public final class ApiRoutes extends AllDirectives {
       JsonNode many = item.fields().get("scopes");
       for (JsonNode name : many != null ? many : List.of(item.fields().get("scope"))) {
         scopesOfItem.add(name);
-        outcomes.add(outcome(name, item));
+        outcomes.add(outcome(name, item, out));
       }
     }
+    out.send(); // a scope's publishes in one message, in item order
     CompletableFuture<?>[] all = results.stream().flatMap(List::stream).toArray(CompletableFuture[]::new);
     return CompletableFuture.allOf(all).thenApply(done -> JsonResponses.ok(Json.object(g -> {
       g.writeArrayFieldStart("results");
@@ -274,16 +280,34 @@ public final class ApiRoutes extends AllDirectives {
   }
 
   /** One scope's publish of a broadcast or batch item: {@link ScopeEntity.Published} or the {@link ProtocolError}. */
-  private CompletableFuture<Object> outcome(JsonNode name, RawJson.Parsed item) {
+  private CompletableFuture<Object> outcome(JsonNode name, RawJson.Parsed item, Outgoing out) {
     ScopeNames.Checked scope = ScopeNames.check(name, settings::knowsType);
     if (!scope.ok()) return CompletableFuture.completedFuture(scope.error());
     JsonNode key = item.fields().get("idempotency_key");
-    return publishTo(scope.scope(), item.fields(), item.payloadOrNull(), key == null || key.isNull() ? null : key.asText())
-        .toCompletableFuture()
+    PublishReplies.Expected expected = replies.expect(timeout);
+    out.add(scope.scope().toString(), new ScopeEntity.Publish(item.fields().get("event").asText(), item.payloadOrNull(),
+        key == null || key.isNull() ? null : key.asText(), expected.replyTo(), expected.request()));
+    return published(expected)
         .<Object>thenApply(p -> p)
         .exceptionally(e -> ProtocolError.of(io.scopecast.actors.protocol.ErrorCode.UNAVAILABLE,
             unwrap(e) instanceof PublishRefused refused ? refused.getMessage() + "; retry"
                 : "scope did not answer within " + timeout.toMillis() + " ms; retry"));
+  }
+
+  /**
+   * The publishes of one request, gathered per scope and sent once the request is read: one
+   * message per scope, whose publishes the scope sequences together in their order.
+   */
+  private final class Outgoing {
+    private final Map<String, List<ScopeEntity.Publish>> perScope = new LinkedHashMap<>();
+
+    void add(String scope, ScopeEntity.Publish p) {
+      perScope.computeIfAbsent(scope, k -> new ArrayList<>(1)).add(p);
+    }
+
+    void send() {
+      perScope.forEach((scope, ps) -> scopes.apply(scope).tell(ps.size() == 1 ? ps.get(0) : new ScopeEntity.PublishBatch(List.copyOf(ps))));
+    }
   }
 
   private static void writeOutcome(JsonGenerator g, JsonNode scope, Object outcome) throws IOException {
@@ -323,11 +347,15 @@ public final class ApiRoutes extends AllDirectives {
     String event = body.get("event").asText();
     PublishReplies.Expected expected = replies.expect(timeout);
     scopes.apply(scope.toString()).tell(new ScopeEntity.Publish(event, payloadJson, key, expected.replyTo(), expected.request()));
-    return expected.answer()
-        .thenApply(r -> {
-          if (r instanceof ScopeEntity.Refused refused) throw new PublishRefused(refused.reason());
-          return (ScopeEntity.Published) r;
-        });
+    return published(expected);
+  }
+
+  /** The scope's answer; fails with {@link PublishRefused} when the scope refused the publish. */
+  private static CompletableFuture<ScopeEntity.Published> published(PublishReplies.Expected expected) {
+    return expected.answer().thenApply(r -> {
+      if (r instanceof ScopeEntity.Refused refused) throw new PublishRefused(refused.reason());
+      return (ScopeEntity.Published) r;
+    });
   }
 
   private static final class PublishRefused extends RuntimeException {

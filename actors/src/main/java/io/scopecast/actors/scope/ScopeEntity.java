@@ -102,6 +102,13 @@ public final class ScopeEntity {
     }
   }
 
+  /**
+   * Publishes to this scope that arrived together (one {@code POST /api/batch}): sequenced in
+   * their order in one batch, each answered as a {@link Publish} is, and delivered to each node
+   * with subscribers in one message.
+   */
+  public record PublishBatch(List<Publish> publishes) implements Command {}
+
   public sealed interface PublishResult extends CborSerializable {
     /** The {@link Publish#request} this answers. */
     long request();
@@ -278,14 +285,16 @@ public final class ScopeEntity {
    * status changes, hand-offs).
    */
   private static Behavior<Command> hold(StashBuffer<Command> stash, int capacity, Command m, ScopecastMetrics metrics) {
-    boolean request = m instanceof Publish || m instanceof ClientPublish
+    boolean request = m instanceof Publish || m instanceof PublishBatch || m instanceof ClientPublish
         || m instanceof ReadHistory || m instanceof GetPresence || m instanceof GetInfo || m instanceof Kick;
     if (!stash.isFull() && !(request && stash.size() >= capacity * 4 / 5)) {
       stash.stash(m);
       return Behaviors.same();
     }
     metrics.startupOverflows.inc();
-    if (m instanceof Publish p) p.refuse("the scope is starting and holds too many messages, try again");
+    String busy = "the scope is starting and holds too many messages, try again";
+    if (m instanceof Publish p) p.refuse(busy);
+    if (m instanceof PublishBatch b) b.publishes().forEach(p -> p.refuse(busy));
     return Behaviors.same();
   }
 
@@ -368,6 +377,11 @@ public final class ScopeEntity {
           if (!accept(p)) return Behaviors.same();
           return flush();
         })
+        .onMessage(PublishBatch.class, b -> {
+          boolean any = false;
+          for (Publish p : b.publishes()) any |= accept(p);
+          return any ? flush() : Behaviors.same();
+        })
         .onMessageEquals(RedisCheck.INSTANCE, this::onRedisCheck)
         .onMessageEquals(HandOff.INSTANCE, () -> passivating || deps.handoff() == null ? Behaviors.stopped() : startHandOff())
         .onMessage(Written.class, w -> Behaviors.same()) // a write given up on (its budget ran out)
@@ -377,6 +391,11 @@ public final class ScopeEntity {
         .onMessage(Publish.class, p -> {
           if (handOffRequested) return forwardToNextOwner(p);
           accept(p);
+          return Behaviors.same();
+        })
+        .onMessage(PublishBatch.class, b -> {
+          if (handOffRequested) return forwardToNextOwner(b);
+          b.publishes().forEach(this::accept);
           return Behaviors.same();
         })
         .onMessage(Written.class, w -> w.write() == write ? written(w.error()) : Behaviors.same())
@@ -392,6 +411,7 @@ public final class ScopeEntity {
         .onMessage(Subscribe.class, this::forwardToNextOwner)
         .onMessage(Unsubscribe.class, this::forwardToNextOwner)
         .onMessage(Publish.class, this::forwardToNextOwner)
+        .onMessage(PublishBatch.class, this::forwardToNextOwner)
         .onMessage(ClientPublish.class, this::forwardToNextOwner)
         .onMessage(UpdateStatus.class, this::forwardToNextOwner)
         .onMessage(SetUserStatus.class, this::forwardToNextOwner)
@@ -537,12 +557,15 @@ public final class ScopeEntity {
 
   /** The events are stored (or the durable history is not to be waited for): history, delivery, acknowledgement. */
   private void commit(List<Sequencer.Sequenced> batch) {
+    List<NodeFanout.Deliver> deliveries = new ArrayList<>(batch.size());
     for (Sequencer.Sequenced s : batch) {
       sequencer.commit(s);
-      subscribers.broadcast(new NodeFanout.Deliver(scopeName, sequencer.epoch(), s.offset(), s.frame(), s.ts()));
+      deliveries.add(new NodeFanout.Deliver(scopeName, sequencer.epoch(), s.offset(), s.frame(), s.ts()));
       deps.metrics().eventPublished(s.event());
-      replies.poll().answer(sequencer.epoch(), s.offset(), false);
     }
+    // one message per node for the whole batch, sent before the publishers hear of it
+    subscribers.broadcast(deliveries.size() == 1 ? deliveries.get(0) : new NodeFanout.DeliverAll(deliveries));
+    for (Sequencer.Sequenced s : batch) replies.poll().answer(sequencer.epoch(), s.offset(), false);
   }
 
   private Behavior<Command> next() {

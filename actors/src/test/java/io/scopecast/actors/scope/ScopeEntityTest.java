@@ -18,7 +18,9 @@ import io.scopecast.actors.settings.ScopecastSettings;
 import io.scopecast.actors.testing.ManualClock;
 import io.scopecast.actors.testing.TestSettings;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -76,6 +78,34 @@ class ScopeEntityTest {
   @Test
   void eachScopeStartsItsOwnRandomEpoch() {
     assertNotEquals(publish(entity("task:ep1"), "e", "1").epoch(), publish(entity("task:ep2"), "e", "1").epoch());
+  }
+
+  @Test
+  void publishesThatArriveTogetherAreSequencedInOrderAndReachEachNodeInOneMessage() throws Exception {
+    ActorRef<ScopeEntity.Command> e = entity("task:together");
+    TestProbe<NodeFanout.Command> nodeA = testKit.createTestProbe();
+    TestProbe<NodeFanout.Command> nodeB = testKit.createTestProbe();
+    subscribe(e, testKit.createTestProbe(), nodeA, null);
+    subscribe(e, testKit.createTestProbe(), nodeB, null);
+    List<ScopeEntity.Publish> batch = new ArrayList<>();
+    for (int i = 1; i <= 5; i++) batch.add(new ScopeEntity.Publish("e", Integer.toString(i), i == 5 ? "k" : null, published.getRef(), 100 + i));
+    batch.add(new ScopeEntity.Publish("e", "5", "k", published.getRef(), 106)); // the same key again: applied once
+    e.tell(new ScopeEntity.PublishBatch(batch));
+
+    for (TestProbe<NodeFanout.Command> node : List.of(nodeA, nodeB)) {
+      NodeFanout.DeliverAll all = node.expectMessageClass(NodeFanout.DeliverAll.class);
+      assertEquals(List.of(1L, 2L, 3L, 4L, 5L), all.events().stream().map(NodeFanout.Deliver::offset).toList());
+      node.expectNoMessage(Duration.ofMillis(50));
+    }
+    Map<Long, Long> offsetOfRequest = new java.util.HashMap<>();
+    for (int i = 0; i < 6; i++) {
+      ScopeEntity.Published p = published.expectMessageClass(ScopeEntity.Published.class);
+      offsetOfRequest.put(p.request(), p.offset());
+    }
+    assertEquals(Map.of(101L, 1L, 102L, 2L, 103L, 3L, 104L, 4L, 105L, 5L, 106L, 5L), offsetOfRequest, "each answered with its own request");
+    List<String> payloads = new ArrayList<>();
+    for (HistoryEntry h : history(e, 0, 10)) payloads.add(Json.parse(h.frame()).get("payload").asText());
+    assertEquals(List.of("1", "2", "3", "4", "5"), payloads);
   }
 
   @Test
