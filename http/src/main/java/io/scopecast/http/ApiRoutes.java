@@ -25,6 +25,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
 import java.util.function.Supplier;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -60,7 +61,8 @@ public final class ApiRoutes extends AllDirectives {
   private final byte[] apiKey;
   private final Duration timeout;
   private final PublishReplies replies;
-  private static final java.util.concurrent.atomic.AtomicInteger INSTANCES = new java.util.concurrent.atomic.AtomicInteger();
+  /** Each instance's reply actor needs a name of its own (tests start several nodes in one JVM). */
+  private static final AtomicInteger INSTANCES = new AtomicInteger();
 
   public ApiRoutes(ActorSystem<?> system, ScopecastSettings settings,
       Function<String, EntityRef<ScopeEntity.Command>> scopes) {
