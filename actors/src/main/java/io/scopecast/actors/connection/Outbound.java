@@ -356,11 +356,7 @@ public final class Outbound {
     cursors.remove(scope);
   }
 
-  /** Frames and bytes the buffer can still take for durable events. */
-  public synchronized int freeFrames() {
-    return lanes.freeFrames();
-  }
-
+  /** Bytes the buffer can still take for durable events ({@link #nextPage} gives frames and bytes together). */
   public synchronized long freeBytes() {
     return lanes.freeBytes();
   }
